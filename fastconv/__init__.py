@@ -1,0 +1,19 @@
+"""fastconv: fast, exact CPU 2-D convolution for NumPy arrays, built on Numba."""
+
+from ._api import conv2d, convolve2d, correlate2d, output_shape
+from ._methods import METHODS
+from ._workspace import get_workspace_budget, set_workspace_budget, workspace_budget
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "__version__",
+    "conv2d",
+    "convolve2d",
+    "correlate2d",
+    "get_workspace_budget",
+    "output_shape",
+    "set_workspace_budget",
+    "workspace_budget",
+]

@@ -1,0 +1,49 @@
+"""The one place that calls ``numba.njit`` and reads ``FASTCONV_*`` environment settings.
+
+Settings
+--------
+FASTCONV_NO_CACHE=1
+    Do not read or write Numba's on-disk cache (for read-only installs or when debugging).
+FASTCONV_WORKSPACE_BYTES=N
+    Default workspace budget in bytes (see :func:`fastconv.set_workspace_budget`).
+"""
+
+import os
+
+import numba
+
+# 'contract' gives FMAs, 'reassoc'/'nsz'/'arcp' let reductions vectorise. Never fastmath=True:
+# its nnan/ninf flags would change how NaN and Inf propagate.
+FASTMATH_FLAGS = frozenset({"contract", "reassoc", "nsz", "arcp"})
+
+CACHE_ENABLED = os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
+
+DEFAULT_WORKSPACE_BYTES = int(os.environ.get("FASTCONV_WORKSPACE_BYTES", 64 * 2**20))
+
+
+def parallel_kernel(func):
+    """Compile ``func`` as a parallel, cached, GIL-free kernel.
+
+    Numba's cache key ignores jit options (numba/numba#6845), so each Python function must be
+    compiled with exactly one option set: this factory is the only one kernels use.
+    """
+    return numba.njit(
+        parallel=True,
+        cache=CACHE_ENABLED,
+        nogil=True,
+        fastmath=set(FASTMATH_FLAGS),
+        error_model="numpy",
+        boundscheck=False,
+    )(func)
+
+
+def inline_helper(func):
+    """Compile a small helper that kernels call (inlined by LLVM; same fastmath flags)."""
+    return numba.njit(
+        cache=CACHE_ENABLED,
+        nogil=True,
+        fastmath=set(FASTMATH_FLAGS),
+        error_model="numpy",
+        boundscheck=False,
+        inline="always",
+    )(func)

@@ -1,0 +1,39 @@
+"""Runner of the direct strategy: index maps, block size, then the kernel."""
+
+import numpy as np
+
+from ._kernels.direct import correlate_direct
+from ._padding import index_maps
+
+# A worker's strip (its block of padded input rows) is kept within this many bytes so it stays in
+# L2 while every output channel of the group reads it (2 MiB L2 per core on the reference machine).
+STRIP_BYTES = 512 * 2**10
+# Aim for this many parallel items per thread so static scheduling balances.
+ITEMS_PER_THREAD = 4
+
+
+def block_rows(geometry, threads):
+    """Output rows per parallel item: as many as fit the strip budget, while leaving enough items
+    for every thread."""
+    g = geometry
+    padded_width = g.width + g.padding[2] + g.padding[3]
+    row_bytes = (g.channels // g.groups) * padded_width * g.dtype.itemsize
+    halo = (g.kernel_height - 1) * g.dilation[0] + 1
+    fit = 1 + max(0, (STRIP_BYTES // max(row_bytes, 1) - halo) // g.stride[0])
+    items_outside_rows = g.batch * g.groups
+    blocks_wanted = -(-ITEMS_PER_THREAD * threads // items_outside_rows)
+    split = -(-g.out_height // blocks_wanted)
+    return max(1, min(fit, split, g.out_height))
+
+
+def run_direct(problem, threads):
+    """Correlate ``problem`` with the direct kernel on ``threads`` threads (already set)."""
+    g = problem.geometry
+    rows, cols = index_maps(g)
+    out = np.empty(g.out_shape, g.dtype)
+    correlate_direct(
+        problem.x, problem.w, problem.bias, rows, cols, g.padding[2], problem.fill,
+        g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.groups,
+        block_rows(g, threads), out,
+    )
+    return out

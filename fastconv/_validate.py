@@ -1,0 +1,350 @@
+"""The one place that inspects user input.
+
+Every public entry point turns its arguments into a :class:`Problem`: canonical C-contiguous
+arrays of one compute dtype in NCHW / KCHW layout plus a hashable :class:`Geometry` that the
+planner and the runners read. Every user-facing error is raised here, following one template:
+``"`name` must be <expectation>; got <value>."``.
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
+PADDING_WORDS = ("valid", "same", "full")
+
+# padding_mode -> np.pad mode used to build the source-index maps (see _padding.py).
+NUMPY_PAD_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
+
+# The dtypes kernels are compiled for: a closed set, so each kernel has a handful of signatures.
+KERNEL_DTYPES = (np.float32, np.float64, np.complex64, np.complex128, np.int64)
+
+SCIPY_MODES = ("full", "same", "valid")
+SCIPY_BOUNDARIES = {
+    "fill": "zeros",
+    "pad": "zeros",
+    "wrap": "circular",
+    "circular": "circular",
+    "symm": "symmetric",
+    "symmetric": "symmetric",
+}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shapes and options of one canonical problem: everything the planner may look at."""
+
+    batch: int
+    channels: int
+    height: int
+    width: int
+    out_channels: int
+    kernel_height: int
+    kernel_width: int
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    padding_mode: str
+    dtype: np.dtype
+
+    @property
+    def out_height(self) -> int:
+        top, bottom = self.padding[:2]
+        span = self.dilation[0] * (self.kernel_height - 1) + 1
+        return (self.height + top + bottom - span) // self.stride[0] + 1
+
+    @property
+    def out_width(self) -> int:
+        left, right = self.padding[2:]
+        span = self.dilation[1] * (self.kernel_width - 1) + 1
+        return (self.width + left + right - span) // self.stride[1] + 1
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.out_channels, self.out_height, self.out_width)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of the direct sum."""
+        per_output = (self.channels // self.groups) * self.kernel_height * self.kernel_width
+        return self.batch * self.out_channels * self.out_height * self.out_width * per_output
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Validated arrays of one compute dtype: ``x`` (N, C, H, W), ``w`` (K, C/groups, kh, kw),
+    ``bias`` (K,), ``fill`` (1,), all C-contiguous; ``w`` is already flipped or conjugated."""
+
+    geometry: Geometry
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    fill: np.ndarray
+
+
+def _fail(exc_type, name, expectation, got, remedy=""):
+    message = f"`{name}` must be {expectation}; got {got!r}."
+    raise exc_type(message + (f" {remedy}" if remedy else ""))
+
+
+def as_array(value, name):
+    """``value`` as an ndarray (no copy when it already is one); rejects non-numeric dtypes."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        _fail(TypeError, name, "a numeric array (bool, integer, float or complex)",
+              f"dtype {array.dtype}")
+    return array
+
+
+def int_pair(value, name, minimum):
+    """An int or a pair of ints, each >= minimum, as a 2-tuple."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items
+    ):
+        _fail(TypeError, name, "an int or a pair of ints", value)
+    if any(v < minimum for v in items):
+        _fail(ValueError, name, f">= {minimum} (an int or a pair of ints)", value)
+    return int(items[0]), int(items[1])
+
+
+def parse_padding(padding, kernel_shape, stride, dilation):
+    """Canonical (top, bottom, left, right) padding from any accepted spelling."""
+    spans = [d * (k - 1) for d, k in zip(dilation, kernel_shape, strict=True)]
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "full":
+            return (spans[0], spans[0], spans[1], spans[1])
+        if padding == "same":
+            if stride != (1, 1):
+                _fail(ValueError, "stride", "1 when padding='same'", stride,
+                      "Pad explicitly for a strided convolution.")
+            return (spans[0] // 2, spans[0] - spans[0] // 2,
+                    spans[1] // 2, spans[1] - spans[1] // 2)
+        _fail(ValueError, "padding", f"an int, a pair, ((top, bottom), (left, right)) or one of "
+              f"{PADDING_WORDS}", padding)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        (top, bottom), (left, right) = (int_pair(p, "padding", 0) for p in padding)
+        return (top, bottom, left, right)
+    ph, pw = int_pair(padding, "padding", 0)
+    return (ph, ph, pw, pw)
+
+
+def _check_fits(geometry):
+    padded = (geometry.height + sum(geometry.padding[:2]), geometry.width + sum(geometry.padding[2:]))
+    span = (geometry.dilation[0] * (geometry.kernel_height - 1) + 1,
+            geometry.dilation[1] * (geometry.kernel_width - 1) + 1)
+    if span[0] > padded[0] or span[1] > padded[1]:
+        _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
+              f"dilated kernel size {span}", "Increase `padding` or use a smaller kernel.")
+
+
+def threads_count(threads):
+    """The thread count a call runs with: Numba's current setting unless ``threads`` is given."""
+    import numba
+
+    if threads is None:
+        return numba.get_num_threads()
+    if not isinstance(threads, numbers.Integral) or isinstance(threads, bool):
+        _fail(TypeError, "threads", "None or a positive int", threads)
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= limit:
+        _fail(ValueError, "threads", f"between 1 and NUMBA_NUM_THREADS={limit}", threads)
+    return int(threads)
+
+
+def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape."""
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    if x.dtype.kind == "c" or w.dtype.kind == "c":
+        _fail(TypeError, "input", "real (conv2d is a deep-learning layer)", f"dtype {x.dtype} and "
+              f"weight dtype {w.dtype}", "Use fastconv.correlate2d for complex data.")
+    if x.ndim not in (2, 3, 4):
+        _fail(ValueError, "input", "2-D (H, W), 3-D (C, H, W) or 4-D (N, C, H, W)",
+              f"shape {x.shape}")
+    if x.ndim == 2 and w.ndim != 2:
+        _fail(ValueError, "weight", "2-D (kh, kw) for a 2-D input", f"shape {w.shape}")
+    if x.ndim > 2 and w.ndim != 4:
+        _fail(ValueError, "weight", "4-D (out_channels, in_channels/groups, kh, kw)",
+              f"shape {w.shape}")
+    if 0 in x.shape:
+        _fail(ValueError, "input", "non-empty", f"shape {x.shape}")
+    if 0 in w.shape:
+        _fail(ValueError, "weight", "non-empty", f"shape {w.shape}")
+    lead = x.shape[:-3] if x.ndim == 4 else ()
+    if x.ndim == 2:
+        lead = None
+    x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)
+    w4 = w.reshape((1,) * (4 - w.ndim) + w.shape)
+    out_channels, cg = w4.shape[:2]
+    channels = x4.shape[1]
+
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups or out_channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
+              f"out_channels={out_channels}", groups)
+    if cg * groups != channels:
+        _fail(ValueError, "weight", f"of shape (out_channels, {channels // groups}, kh, kw) for "
+              f"{channels} input channels and groups={groups}", f"shape {w.shape}")
+
+    b = None
+    if bias is not None:
+        b = as_array(bias, "bias")
+        if b.dtype.kind == "c":
+            _fail(TypeError, "bias", "real", f"dtype {b.dtype}")
+        expected = (out_channels,)
+        if b.shape != expected and not (x.ndim == 2 and b.size == 1 and b.ndim <= 1):
+            _fail(ValueError, "bias", f"of shape {expected}" + (" or a scalar" if x.ndim == 2 else ""),
+                  f"shape {b.shape}")
+
+    stride = int_pair(stride, "stride", 1)
+    dilation = int_pair(dilation, "dilation", 1)
+    pad = parse_padding(padding, w4.shape[2:], stride, dilation)
+    if padding_mode not in PADDING_MODES:
+        _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
+
+    dtype = conv2d_dtype(x, w, b)
+    geometry = Geometry(
+        batch=x4.shape[0], channels=channels, height=x4.shape[2], width=x4.shape[3],
+        out_channels=out_channels, kernel_height=w4.shape[2], kernel_width=w4.shape[3],
+        padding=pad, stride=stride, dilation=dilation, groups=int(groups),
+        padding_mode=padding_mode, dtype=dtype,
+    )
+    _check_fits(geometry)
+    bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
+        b.reshape(out_channels), dtype)
+    problem = Problem(
+        geometry=geometry,
+        x=np.ascontiguousarray(x4, dtype),
+        w=np.ascontiguousarray(w4, dtype),
+        bias=bias_array,
+        fill=np.zeros(1, dtype),
+    )
+    return problem, lead
+
+
+def conv2d_dtype(*arrays):
+    """float32 stays float32, float64 stays float64, mixed follows np.result_type; integers and
+    bool compute in float64, float16 in float32 and longdouble in float64."""
+    dtype = np.result_type(*(a for a in arrays if a is not None))
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.itemsize > 8:
+        return np.dtype(np.float64)
+    return dtype
+
+
+def scipy_dtype(in1, in2):
+    """SciPy's output dtype for ``correlate2d``; raises SciPy's ValueError for unsupported types."""
+    dtype = np.result_type(in1, in2)
+    if dtype.kind not in "iufc" or dtype == np.float16:
+        raise ValueError(
+            f"convolve2d not available for this type: `in1` and `in2` must have a common dtype "
+            f"that is integer, float32/64, longdouble or complex; got {dtype}."
+        )
+    return dtype
+
+
+def scipy_inputs(in1, in2, mode, name):
+    """Arrays, result dtype and swap flag for a SciPy drop-in call (SciPy's checks and order)."""
+    a = np.asarray(in1)
+    b = np.asarray(in2)
+    if not a.ndim == b.ndim == 2:
+        raise ValueError(f"{name} inputs must both be 2-D arrays; got `in1` of shape {a.shape} "
+                         f"and `in2` of shape {b.shape}.")
+    swapped = False
+    if mode == "valid":
+        ok1 = all(s1 >= s2 for s1, s2 in zip(a.shape, b.shape, strict=True))
+        ok2 = all(s2 >= s1 for s1, s2 in zip(a.shape, b.shape, strict=True))
+        if not (ok1 or ok2):
+            raise ValueError("For 'valid' mode, one must be at least as large as the other in "
+                             f"every dimension; got shapes {a.shape} and {b.shape}.")
+        swapped = not ok1
+    if mode not in SCIPY_MODES:
+        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full'; got {mode!r}.")
+    dtype = scipy_dtype(a, b)
+    if 0 in a.shape or 0 in b.shape:
+        raise ValueError(f"{name} inputs must be non-empty; got shapes {a.shape} and {b.shape}.")
+    return a, b, dtype, swapped
+
+
+def scipy_padding_mode(boundary):
+    if boundary not in SCIPY_BOUNDARIES:
+        raise ValueError("Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
+                         f"'symmetric' (or 'symm'); got {boundary!r}.")
+    return SCIPY_BOUNDARIES[boundary]
+
+
+def scipy_fill(fillvalue, dtype):
+    """``fillvalue`` cast to the compute dtype with SciPy's rules: scalars and lists convert by
+    value (2.7 -> 2 for integers; 300 for int8 or NaN for integers fail), arrays only by a safe
+    cast."""
+    try:
+        if isinstance(fillvalue, np.ndarray) and not np.can_cast(fillvalue.dtype, dtype, "safe"):
+            raise TypeError
+        fill = np.asarray(fillvalue, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"could not cast `fillvalue` directly to the output type {dtype}; got {fillvalue!r}."
+        ) from None
+    if fill.size == 0:
+        raise ValueError("`fillvalue` cannot be an empty array.")
+    if fill.size != 1:
+        raise ValueError(f"`fillvalue` must be scalar or an array with one element; got shape "
+                         f"{fill.shape}.")
+    return fill.reshape(1)
+
+
+def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve):
+    """Validate a ``correlate2d``/``convolve2d`` call in SciPy's order of checks.
+
+    Returns ``(problem, result_dtype, reverse_conjugate)``. ``problem`` is None for longdouble
+    types, which Numba cannot compute. ``reverse_conjugate`` marks a swapped 'valid' correlation,
+    whose output is ``conj(out[::-1, ::-1])``.
+    """
+    name = "convolve2d" if convolve else "correlate2d"
+    a, b, dtype, swapped = scipy_inputs(in1, in2, mode, name)
+    padding_mode = scipy_padding_mode(boundary)
+    fill = scipy_fill(fillvalue, dtype) if padding_mode == "zeros" else np.zeros(1, dtype)
+    if dtype.itemsize > (16 if dtype.kind == "c" else 8):
+        return None, dtype, False
+    compute = np.dtype(np.int64) if dtype.kind in "iu" else dtype
+    image, kernel = (b, a) if swapped else (a, b)
+    kernel = kernel[::-1, ::-1] if convolve else np.conj(kernel)
+    kh, kw = kernel.shape
+    if mode == "full":
+        pad = (kh - 1, kh - 1, kw - 1, kw - 1)
+    elif mode == "valid":
+        pad = (0, 0, 0, 0)
+    elif convolve:
+        pad = (kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2)
+    else:
+        pad = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
+    geometry = Geometry(
+        batch=1, channels=1, height=image.shape[0], width=image.shape[1], out_channels=1,
+        kernel_height=kh, kernel_width=kw, padding=pad, stride=(1, 1), dilation=(1, 1), groups=1,
+        padding_mode=padding_mode, dtype=compute,
+    )
+    problem = Problem(
+        geometry=geometry,
+        x=np.ascontiguousarray(image.reshape(1, 1, *image.shape), compute),
+        w=np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute),
+        bias=np.zeros(1, compute),
+        fill=fill.astype(compute),
+    )
+    return problem, dtype, swapped and not convolve

@@ -1,0 +1,44 @@
+"""The workspace budget: the most extra memory (beyond the output) a strategy may allocate for
+its buffers (im2col columns, FFT spectra, ...). One number shared by every strategy."""
+
+import numbers
+from contextlib import contextmanager
+
+from ._jit import DEFAULT_WORKSPACE_BYTES
+
+_budget = DEFAULT_WORKSPACE_BYTES
+
+
+def get_workspace_budget():
+    """The current workspace budget in bytes (default 64 MiB, or ``FASTCONV_WORKSPACE_BYTES``)."""
+    return _budget
+
+
+def set_workspace_budget(nbytes):
+    """Set the workspace budget in bytes for all later calls; returns the previous value.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> previous = fastconv.set_workspace_budget(256 * 2**20)
+    >>> fastconv.get_workspace_budget() == 256 * 2**20
+    True
+    >>> _ = fastconv.set_workspace_budget(previous)
+    """
+    global _budget
+    if not isinstance(nbytes, numbers.Integral) or isinstance(nbytes, bool):
+        raise TypeError(f"`nbytes` must be an int number of bytes; got {nbytes!r}.")
+    if nbytes < 2**16:
+        raise ValueError(f"`nbytes` must be at least 65536 (64 KiB); got {nbytes!r}.")
+    previous, _budget = _budget, int(nbytes)
+    return previous
+
+
+@contextmanager
+def workspace_budget(nbytes):
+    """Use ``nbytes`` as the workspace budget inside a ``with`` block."""
+    previous = set_workspace_budget(nbytes)
+    try:
+        yield
+    finally:
+        set_workspace_budget(previous)

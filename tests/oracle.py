@@ -1,0 +1,87 @@
+"""The SciPy oracle and the one tolerance table every test uses.
+
+The reference for ``conv2d`` is built from ``scipy.signal.correlate2d`` only: per-channel valid
+correlations of the ``numpy.pad``-padded input, summed over the input channels of a group, with
+dilation as a zero-inserted kernel and stride as slicing. Computed in float64/complex128.
+"""
+
+import numpy as np
+from scipy import signal
+
+NUMPY_PAD = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "symmetric": "symmetric",
+}
+
+# Error bound per element, relative to the local scale sum |x| * |w| of that output (the classical
+# forward-error bound of a sum of products is n*u times it; the typical error is sqrt(n)*u).
+# Measured worst cases: fp32 4e-7, fp64 6e-16 (../shared/notes/algorithms.md, section 4).
+LOCAL_TOLERANCE = {
+    np.dtype(np.float32): 1e-5,
+    np.dtype(np.complex64): 1e-5,
+    np.dtype(np.float64): 1e-13,
+    np.dtype(np.complex128): 1e-13,
+}
+
+# Strategies whose error is bounded per element by LOCAL_TOLERANCE (FFT adds a normwise term).
+ELEMENTWISE_METHODS = ("direct", "im2col")
+
+
+def dilate(kernel, dilation):
+    """Zero-insert ``dilation - 1`` samples between kernel taps (last two axes)."""
+    dh, dw = dilation
+    kh, kw = kernel.shape[-2:]
+    out = np.zeros(kernel.shape[:-2] + ((kh - 1) * dh + 1, (kw - 1) * dw + 1), kernel.dtype)
+    out[..., ::dh, ::dw] = kernel
+    return out
+
+
+def reference_conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                     groups=1, padding_mode="zeros"):
+    """conv2d of NCHW ``x`` and KCHW ``w`` from scipy.signal.correlate2d, in float64/complex128."""
+    wide = np.complex128 if np.iscomplexobj(x) or np.iscomplexobj(w) else np.float64
+    x = np.asarray(x, wide)
+    w = dilate(np.asarray(w, wide), dilation)
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), NUMPY_PAD[padding_mode])
+    n_images, channels = x.shape[:2]
+    out_channels, cg = w.shape[:2]
+    kg = out_channels // groups
+    rows = [[None] * out_channels for _ in range(n_images)]
+    for n in range(n_images):
+        for k in range(out_channels):
+            g = k // kg
+            acc = sum(
+                signal.correlate2d(xp[n, g * cg + c], np.conj(w[k, c]), "valid")
+                for c in range(cg)
+            )
+            acc = acc[:: stride[0], :: stride[1]]
+            rows[n][k] = acc + (0 if bias is None else bias[k])
+    return np.array(rows)
+
+
+def assert_close(actual, expected, scale, dtype, method="direct"):
+    """Check dtype, then shape, then values within the tolerance table."""
+    dtype = np.dtype(dtype)
+    assert actual.dtype == dtype, f"dtype {actual.dtype} != {dtype}"
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    if dtype.kind in "iub":
+        np.testing.assert_array_equal(actual, expected)
+        return
+    bound = LOCAL_TOLERANCE[dtype] * scale
+    if method not in ELEMENTWISE_METHODS:
+        bound = bound + fft_bound(dtype, scale)
+    error = np.abs(actual.astype(np.complex128) - expected)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg="NaN positions")
+    worst = np.max(error[finite] - bound[finite], initial=-np.inf)
+    assert worst <= 0, f"error exceeds tolerance by {worst:.3g} (max error {error[finite].max():.3g})"
+
+
+def fft_bound(dtype, scale):
+    """Normwise FFT term: error relative to the largest output scale (see tolerance notes)."""
+    unit = np.finfo(dtype).eps
+    return 64 * unit * np.max(scale, initial=0.0)
