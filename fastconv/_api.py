@@ -42,9 +42,9 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
         At least 1.
     padding : int, (int, int), ((int, int), (int, int)) or {'valid', 'same', 'full'}
         Rows and columns added on each side: one number for all sides, ``(ph, pw)``, or
-        ``((top, bottom), (left, right))``. ``'same'`` (stride 1 only) pads ``dilation*(k-1)`` in
-        total, ``total // 2`` before and the rest after, like PyTorch and ``correlate2d(..., 'same')``;
-        ``'full'`` pads ``dilation*(k-1)`` on every side.
+        ``((top, bottom), (left, right))``. ``'same'`` (stride 1 only) pads
+        ``dilation*(k-1)`` in total, ``total // 2`` before and the rest after, like PyTorch and
+        ``correlate2d(..., 'same')``; ``'full'`` pads ``dilation*(k-1)`` on every side.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}
         What the padding holds. ``'reflect'`` mirrors without repeating the edge sample (PyTorch),
         ``'symmetric'`` repeats it (SciPy's ``symm``). Padding wider than the image is allowed and
@@ -185,7 +185,8 @@ def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
     (32, 32)
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
-    if len(input_shape) not in (2, 3, 4) or len(weight_shape) != (2 if len(input_shape) == 2 else 4):
+    weight_ndim = 2 if len(input_shape) == 2 else 4
+    if len(input_shape) not in (2, 3, 4) or len(weight_shape) != weight_ndim:
         raise ValueError(
             "`input_shape` and `weight_shape` must be (H, W) and (kh, kw), or (C, H, W) / "
             f"(N, C, H, W) and (K, C/groups, kh, kw); got {input_shape} and {weight_shape}."

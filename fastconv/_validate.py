@@ -23,9 +23,6 @@ NUMPY_PAD_MODES = {
     "symmetric": "symmetric",
 }
 
-# The dtypes kernels are compiled for: a closed set, so each kernel has a handful of signatures.
-KERNEL_DTYPES = (np.float32, np.float64, np.complex64, np.complex128, np.int64)
-
 SCIPY_MODES = ("full", "same", "valid")
 SCIPY_BOUNDARIES = {
     "fill": "zeros",
@@ -90,6 +87,13 @@ class Problem:
     fill: np.ndarray
 
 
+class Shown(str):
+    """A description of a bad argument, shown as is (values are shown by repr)."""
+
+    def __repr__(self):
+        return str(self)
+
+
 def _fail(exc_type, name, expectation, got, remedy=""):
     message = f"`{name}` must be {expectation}; got {got!r}."
     raise exc_type(message + (f" {remedy}" if remedy else ""))
@@ -100,7 +104,7 @@ def as_array(value, name):
     array = np.asarray(value)
     if array.dtype.kind not in "biufc":
         _fail(TypeError, name, "a numeric array (bool, integer, float or complex)",
-              f"dtype {array.dtype}")
+              Shown(f"dtype {array.dtype}"))
     return array
 
 
@@ -142,12 +146,12 @@ def parse_padding(padding, kernel_shape, stride, dilation):
 
 
 def _check_fits(geometry):
-    padded = (geometry.height + sum(geometry.padding[:2]), geometry.width + sum(geometry.padding[2:]))
-    span = (geometry.dilation[0] * (geometry.kernel_height - 1) + 1,
-            geometry.dilation[1] * (geometry.kernel_width - 1) + 1)
+    g = geometry
+    padded = (g.height + g.padding[0] + g.padding[1], g.width + g.padding[2] + g.padding[3])
+    span = (g.dilation[0] * (g.kernel_height - 1) + 1, g.dilation[1] * (g.kernel_width - 1) + 1)
     if span[0] > padded[0] or span[1] > padded[1]:
         _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
-              f"dilated kernel size {span}", "Increase `padding` or use a smaller kernel.")
+              Shown(f"dilated kernel size {span}"), "Increase `padding` or use a smaller kernel.")
 
 
 def threads_count(threads):
@@ -169,20 +173,21 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     if x.dtype.kind == "c" or w.dtype.kind == "c":
-        _fail(TypeError, "input", "real (conv2d is a deep-learning layer)", f"dtype {x.dtype} and "
-              f"weight dtype {w.dtype}", "Use fastconv.correlate2d for complex data.")
+        _fail(TypeError, "input", "real (conv2d is a deep-learning layer)",
+              Shown(f"dtype {x.dtype} and weight dtype {w.dtype}"),
+              "Use fastconv.correlate2d for complex data.")
     if x.ndim not in (2, 3, 4):
         _fail(ValueError, "input", "2-D (H, W), 3-D (C, H, W) or 4-D (N, C, H, W)",
-              f"shape {x.shape}")
+              Shown(f"shape {x.shape}"))
     if x.ndim == 2 and w.ndim != 2:
-        _fail(ValueError, "weight", "2-D (kh, kw) for a 2-D input", f"shape {w.shape}")
+        _fail(ValueError, "weight", "2-D (kh, kw) for a 2-D input", Shown(f"shape {w.shape}"))
     if x.ndim > 2 and w.ndim != 4:
         _fail(ValueError, "weight", "4-D (out_channels, in_channels/groups, kh, kw)",
-              f"shape {w.shape}")
+              Shown(f"shape {w.shape}"))
     if 0 in x.shape:
-        _fail(ValueError, "input", "non-empty", f"shape {x.shape}")
+        _fail(ValueError, "input", "non-empty", Shown(f"shape {x.shape}"))
     if 0 in w.shape:
-        _fail(ValueError, "weight", "non-empty", f"shape {w.shape}")
+        _fail(ValueError, "weight", "non-empty", Shown(f"shape {w.shape}"))
     lead = x.shape[:-3] if x.ndim == 4 else ()
     if x.ndim == 2:
         lead = None
@@ -198,17 +203,17 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
               f"out_channels={out_channels}", groups)
     if cg * groups != channels:
         _fail(ValueError, "weight", f"of shape (out_channels, {channels // groups}, kh, kw) for "
-              f"{channels} input channels and groups={groups}", f"shape {w.shape}")
+              f"{channels} input channels and groups={groups}", Shown(f"shape {w.shape}"))
 
     b = None
     if bias is not None:
         b = as_array(bias, "bias")
         if b.dtype.kind == "c":
-            _fail(TypeError, "bias", "real", f"dtype {b.dtype}")
+            _fail(TypeError, "bias", "real", Shown(f"dtype {b.dtype}"))
         expected = (out_channels,)
         if b.shape != expected and not (x.ndim == 2 and b.size == 1 and b.ndim <= 1):
-            _fail(ValueError, "bias", f"of shape {expected}" + (" or a scalar" if x.ndim == 2 else ""),
-                  f"shape {b.shape}")
+            scalar = " or a scalar" if x.ndim == 2 else ""
+            _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
 
     stride = int_pair(stride, "stride", 1)
     dilation = int_pair(dilation, "dilation", 1)

@@ -78,10 +78,17 @@ def assert_close(actual, expected, scale, dtype, method="direct"):
     finite = np.isfinite(expected)
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg="NaN positions")
     worst = np.max(error[finite] - bound[finite], initial=-np.inf)
-    assert worst <= 0, f"error exceeds tolerance by {worst:.3g} (max error {error[finite].max():.3g})"
+    assert worst <= 0, f"error exceeds tolerance by {worst:.3g} (max {error[finite].max():.3g})"
 
 
 def fft_bound(dtype, scale):
     """Normwise FFT term: error relative to the largest output scale (see tolerance notes)."""
     unit = np.finfo(dtype).eps
     return 64 * unit * np.max(scale, initial=0.0)
+
+
+def declined(method, geometry):
+    """Whether ``method`` declines ``geometry`` (then a forced call must raise ValueError)."""
+    from fastconv._methods import REGISTRY
+
+    return REGISTRY[method].declines(geometry) is not None

@@ -62,7 +62,7 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
 
 @inline_helper
 def _tap_row(strip, tap, kh, kw, row0, dh, dw, wo):
-    """The strip row segment that kernel tap ``tap`` (flattened c, p, q) reads for one output row."""
+    """The strip row segment that tap ``tap`` (flattened c, p, q) reads for one output row."""
     c = tap // (kh * kw)
     p = (tap // kw) % kh
     m = (tap % kw) * dw
@@ -72,8 +72,10 @@ def _tap_row(strip, tap, kh, kw, row0, dh, dw, wo):
 
 
 @parallel_kernel
-def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, groups, block_rows, out):
-    """out[n, k] = bias[k] + sum over (c, p, q) of w[k, c, p, q] * xpad[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw].
+def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, groups, block_rows,
+                     out):
+    """out[n, k, i, j] = bias[k] + sum over (c, p, q) of
+    w[k, c, p, q] * xpad[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw].
 
     Preconditions: all arrays C-contiguous and of one dtype (``rowmap``/``colmap`` int64, ``fill``
     a 1-element array); ``xpad`` is ``x`` seen through the index maps, ``left`` the left padding;
