@@ -149,8 +149,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     --------
     >>> import numpy as np, fastconv
     >>> fastconv.correlate2d(np.eye(3), np.array([[1, 2], [3, 4]]), "valid")
-    array([[5., 0.],
-           [0., 5.]])
+    array([[5., 3.],
+           [2., 5.]])
     """
     return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, convolve=False)
 

@@ -1,0 +1,22 @@
+"""The README documents what the registry holds and the test command CI runs."""
+
+import pathlib
+import re
+
+import fastconv
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_readme_method_table_lists_every_method():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Methods", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+    assert rows == list(fastconv.METHODS)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("## Tests", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci
