@@ -17,6 +17,10 @@ from numba import prange
 
 from .._jit import inline_helper, parallel_kernel
 
+# Output columns per pass: the output chunk and the input segments of every tap stay in L1
+# across all passes over the taps.
+COLUMN_CHUNK = 512
+
 
 @inline_helper
 def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
@@ -133,15 +137,17 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
             wk = w[k].ravel()
             b = bias[k]
             for i in range(i0, i1):
-                orow = out[n, k, i]
-                base = (i - i0) * row_step
-                _first_pass(orow, b, flat, base, offsets, wk, first, wo)
-                for t in range(first, taps, 4):
-                    o0, o1, o2, o3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
-                    x0 = flat[base + o0:base + o0 + wo]
-                    x1 = flat[base + o1:base + o1 + wo]
-                    x2 = flat[base + o2:base + o2 + wo]
-                    x3 = flat[base + o3:base + o3 + wo]
-                    w0, w1, w2, w3 = wk[t], wk[t + 1], wk[t + 2], wk[t + 3]
-                    for j in range(wo):
-                        orow[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
+                for j0 in range(0, wo, COLUMN_CHUNK):
+                    width = min(COLUMN_CHUNK, wo - j0)
+                    orow = out[n, k, i, j0:j0 + width]
+                    base = (i - i0) * row_step + j0
+                    _first_pass(orow, b, flat, base, offsets, wk, first, width)
+                    for t in range(first, taps, 4):
+                        o0, o1, o2, o3 = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+                        x0 = flat[base + o0:base + o0 + width]
+                        x1 = flat[base + o1:base + o1 + width]
+                        x2 = flat[base + o2:base + o2 + width]
+                        x3 = flat[base + o3:base + o3 + width]
+                        w0, w1, w2, w3 = wk[t], wk[t + 1], wk[t + 2], wk[t + 3]
+                        for j in range(width):
+                            orow[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
