@@ -1,0 +1,250 @@
+"""Runner of the im2col strategy: choose the unfold (im2col or kernel-row bands), size the tiles
+within the workspace budget, limit BLAS to one thread per Numba thread, call the kernel."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels.im2col import correlate_pointwise, correlate_unfolded
+from ._padding import index_maps
+from ._threads import blas_threads
+from ._workspace import get_workspace_budget
+
+# SciPy's BLAS is LP64: sizes and leading dimensions are 32-bit ints.
+BLAS_INT_MAX = 2**31 - 1
+# Bytes of column buffer per thread: the unfolded tile stays in L2 (2 MiB per core on the
+# reference machine) between the unfold and BLAS packing it. 64->64 3x3 fp32, one thread, vs
+# torch: 128 KiB 0.51x, 256 KiB 0.72x, 512 KiB 0.71x, 1 MiB 0.67x; the ResNet stem: 256 and
+# 512 KiB 0.74x, 1 MiB 0.58x.
+TILE_BYTES = 512 * 2**10
+# Aim for at least this many work items per thread so static scheduling balances.
+ITEMS_PER_THREAD = 4
+# Input channels per pointwise GEMM: BLAS packs its operand from this many strided input rows at
+# once; more of them defeat the hardware prefetcher (measured 96 GF with 32, 60 GF with 256).
+POINTWISE_CHUNK = 32
+# Output pixels per GEMM call, per output channel of the group, below which BLAS's per-call
+# packing of the weights dominates (256->256 3x3 on 14x14: 196-pixel tiles 61 GF fp64, 56-pixel
+# tiles 45 GF).
+GEMM_PIXELS_PER_CHANNEL = 2
+# Output channels per work item when a group's channels are split between threads.
+MIN_CHANNEL_BLOCK = 32
+# Depth (Cg * kw) and output channels from which the unfold layout matters (see choose_band).
+# Measured fp32, one thread, bands vs im2col: 3->64 7x7 (depth 21) 10.3 vs 9.1 ms; 8->32 3x3
+# (24) 6.5 vs 6.8; 16->16 3x3 (48) 9.4 vs 10.5; 64->64 3x3 (192) 17.3 vs 22.3; 3->64 7x7 stride
+# 2 23.6 vs 22.7; 64->128 3x3 stride 2 15.3 vs 12.0; depthwise 128 3x3 4.2 vs 6.2; depthwise
+# stride 2 22.6 vs 25.3; 4->8 3x3 1.3 vs 1.6.
+BAND_DEPTH = 32
+
+
+def declines(geometry):
+    """Integers have no BLAS GEMM (exact wrap-around integer products are needed), and BLAS
+    sizes are 32-bit."""
+    g = geometry
+    if g.dtype.kind in "iu":
+        return "integer data: BLAS has no exact integer GEMM; use 'direct'"
+    if (g.height + sum(g.padding[:2])) * (g.width + sum(g.padding[2:])) > BLAS_INT_MAX:
+        return "a padded image of 2**31 pixels or more: BLAS takes 32-bit sizes; use 'direct'"
+    return None
+
+
+def is_pointwise(geometry):
+    """A 1x1, stride-1, unpadded layer: the input already is the GEMM operand."""
+    g = geometry
+    return (g.kernel_height, g.kernel_width, g.stride) == (1, 1, (1, 1)) and not any(g.padding)
+
+
+def choose_band(geometry):
+    """Kernel rows per unfolded band: 1 (a GEMM per kernel row over shifted views of a buffer kh
+    times smaller) or kh (plain im2col: one deep GEMM). im2col only where its deeper GEMM pays
+    for the larger unfold: strided layers and shallow rows (Cg * kw < BAND_DEPTH), both feeding
+    at least BAND_DEPTH output channels; with fewer, the unfold dominates and bands copy less."""
+    g = geometry
+    many_outputs = g.out_channels // g.groups >= BAND_DEPTH
+    shallow = g.channels // g.groups * g.kernel_width < BAND_DEPTH
+    return g.kernel_height if many_outputs and (g.stride[0] > 1 or shallow) else 1
+
+
+def unfold_band(geometry, budget):
+    """choose_band's layout, unless its re-laid-out copy of the weights would take more than half
+    of ``budget``: im2col reads the weights as they are."""
+    band = choose_band(geometry)
+    return band if fixed_bytes(geometry, band) <= budget // 2 else geometry.kernel_height
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How the unfolded strategy splits one problem."""
+
+    band: int
+    chunk: int  # input channels unfolded per pass
+    rows: int  # output rows per tile
+    width: int  # output columns per tile (the full width unless rows == 1)
+    k_block: int  # output channels per work item
+    slots: int  # column buffers, one per thread
+    phases: int  # stride phases of the buffer rows
+    extra_rows: int  # buffer rows beyond the tile's output rows (the kernel-row shifts)
+
+    def cols_shape(self, geometry):
+        g = geometry
+        return (self.slots, self.chunk * self.band * g.kernel_width, self.phases,
+                self.rows + self.extra_rows, self.width)
+
+    def phases_shape(self, geometry):
+        g = geometry
+        sw = g.stride[1]
+        if sw == 1:
+            return (self.slots, 1, 1)
+        return (self.slots, sw, self.width + (g.kernel_width - 1) * g.dilation[1] // sw + 1)
+
+
+def unfolded_tiling(geometry, threads, budget, band):
+    """Tile sizes for the unfolded kernel, within ``budget`` bytes of workspace in total.
+
+    The column buffer of a tile stays within TILE_BYTES (cache-resident): full-depth tiles of
+    whole output rows when at least the bands' halo of rows fits, else fewer input channels per
+    pass (64->16 7x7 on 256x256, fp32: 64 channels x 1 row, 3 MiB, 173 ms; 8 channels x 4 rows,
+    560 KiB, 74 ms), else narrower tiles. The number of rows then follows _split_work.
+    """
+    g = geometry
+    kh, kw = g.kernel_height, g.kernel_width
+    cg = g.channels // g.groups
+    kg = g.out_channels // g.groups
+    ho, wo = g.out_height, g.out_width
+    sh = g.stride[0]
+    phases = sh if band < kh else 1
+    extra = (kh - band) * g.dilation[0] // sh
+    itemsize = g.dtype.itemsize
+    fixed = fixed_bytes(geometry, band)
+
+    def per_slot(chunk, rows, width):
+        sw = g.stride[1]
+        strip = sw * (width + (kw - 1) * g.dilation[1] // sw + 1) if sw > 1 else 1
+        return (chunk * band * kw * phases * (rows + extra) * width + strip) * itemsize
+
+    slots = max(1, min(threads, g.batch * g.groups * ho))
+    while slots > 1 and fixed + slots * per_slot(1, 1, 1) > budget:
+        slots -= 1
+    room = max(budget - fixed, 0) // slots
+    target = min(room, TILE_BYTES)
+
+    def tiling(chunk, rows, width, k_block):
+        return Tiling(band, chunk, rows, width, k_block, slots, phases, extra)
+
+    halo = min(ho, max(extra, 1))
+    if per_slot(cg, halo, wo) <= target:
+        fit = _largest(lambda r: per_slot(cg, r, wo) <= room, ho)
+        cached = _largest(lambda r: per_slot(cg, r, wo) <= target, ho)
+        rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
+        return tiling(cg, rows, wo, k_block)
+    least = -(-GEMM_PIXELS_PER_CHANNEL * kg // wo)
+    for rows in (min(ho, max(halo, least)), 1):
+        chunk = _largest(lambda c, rows=rows: per_slot(c, rows, wo) <= target, cg)
+        if chunk:
+            rows, k_block = _split_work(geometry, ho, wo, rows, rows, threads)
+            return tiling(chunk, rows, wo, k_block)
+    width = max(1, _largest(lambda w: per_slot(1, 1, w) <= target, wo))
+    return tiling(1, 1, width, kg)
+
+
+def _split_work(geometry, units, unit_pixels, fit, cached, threads):
+    """Units (output rows, or pixels) per tile, and output channels per work item.
+
+    Tiles hold ``cached`` units (their buffers stay in cache) but at least GEMM_PIXELS_PER_CHANNEL
+    * Kg pixels: BLAS packs the whole weight block on every GEMM call. They are split further
+    for parallel balance only while they stay above that minimum; below it the group's output
+    channels are split instead (a batch of one small image), so that each thread also packs only
+    its share of the weights, or the units after all when a group has too few channels to split.
+    Never more than ``fit`` units (the workspace budget).
+    """
+    kg = geometry.out_channels // geometry.groups
+    outside = geometry.batch * geometry.groups
+    least = -(-GEMM_PIXELS_PER_CHANNEL * kg // unit_pixels)
+    per_tile = min(fit, max(cached, least))
+    balanced = -(-units // -(-ITEMS_PER_THREAD * threads // outside))
+    per_tile = min(per_tile, max(balanced, least))
+    if outside * -(-units // per_tile) * max(1, kg // MIN_CHANNEL_BLOCK) < threads:
+        per_tile = min(per_tile, -(-units // -(-threads // outside)))
+    per_tile = -(-units // -(-units // per_tile))
+    items = outside * -(-units // per_tile)
+    if items >= ITEMS_PER_THREAD * threads or items % threads == 0:
+        return per_tile, kg
+    split = min(threads // math.gcd(items, threads), max(1, kg // MIN_CHANNEL_BLOCK))
+    return per_tile, -(-kg // split)
+
+
+def fixed_bytes(geometry, band):
+    """Workspace besides the column buffers: index maps and the re-laid-out weights."""
+    g = geometry
+    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
+    weights = g.out_channels * (g.channels // g.groups) * g.kernel_height * g.kernel_width
+    return maps + (weights * g.dtype.itemsize if band < g.kernel_height else 0)
+
+
+def _largest(fits, upper):
+    """The largest n in 1..upper with fits(n) (fits is monotone), or 0."""
+    if not fits(1):
+        return 0
+    low, high = 1, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def band_weights(w, band):
+    """(kh // band, K, Cg * band * kw) with [m, k, (c, b, q)] = w[k, c, m * band + b, q]: the
+    weights themselves for im2col, a re-laid-out copy for bands of one kernel row."""
+    k_total, cg, kh, kw = w.shape
+    if band == kh:
+        return w.reshape(1, k_total, cg * kh * kw)
+    return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, k_total, cg * kw)
+
+
+def run_im2col(problem, threads):
+    """Correlate ``problem`` with BLAS GEMMs on ``threads`` Numba threads (already set); every
+    thread calls a single-threaded BLAS, so the call never runs more than ``threads`` threads."""
+    g = problem.geometry
+    out = np.empty(g.out_shape, g.dtype)
+    trans = np.array([ord("N")], np.uint8)
+    with blas_threads(1):
+        if is_pointwise(g):
+            _run_pointwise(problem, threads, trans, out)
+        else:
+            _run_unfolded(problem, threads, trans, out)
+    return out
+
+
+def _run_pointwise(problem, threads, trans, out):
+    g = problem.geometry
+    pixels = g.height * g.width
+    cg = g.channels // g.groups
+    # A GEMM's input block (chunk x tile) and the output block (Kg x tile) stay cache-resident.
+    chunk = min(cg, POINTWISE_CHUNK)
+    cached = TILE_BYTES // ((chunk + g.out_channels // g.groups) * g.dtype.itemsize)
+    tile, k_block = _split_work(g, pixels, 1, pixels, max(1, cached), threads)
+    k_blocks = -(-(g.out_channels // g.groups) // k_block)
+    slots = min(threads, g.batch * g.groups * -(-pixels // tile) * k_blocks)
+    correlate_pointwise(
+        problem.x.reshape(g.batch, g.channels, pixels), problem.w.reshape(g.out_channels, cg),
+        problem.bias, g.groups, chunk, tile, k_block, np.empty((slots, 6), np.int32),
+        np.empty((slots, 2), g.dtype), trans, out.reshape(g.batch, g.out_channels, pixels),
+    )
+
+
+def _run_unfolded(problem, threads, trans, out):
+    g = problem.geometry
+    budget = get_workspace_budget()
+    band = unfold_band(g, budget)
+    tiling = unfolded_tiling(g, threads, budget, band)
+    rows, cols = index_maps(g)
+    correlate_unfolded(
+        problem.x, band_weights(problem.w, band), problem.bias, rows, cols, g.padding[0],
+        g.padding[2], problem.fill, g.stride[0], g.stride[1], g.dilation[0], g.dilation[1],
+        g.kernel_width, band, g.groups, tiling.chunk, tiling.rows, tiling.width, tiling.k_block,
+        np.empty(tiling.cols_shape(g), g.dtype), np.empty(tiling.phases_shape(g), g.dtype),
+        np.empty((tiling.slots, 6), np.int32), np.empty((tiling.slots, 2), g.dtype), trans, out,
+    )
