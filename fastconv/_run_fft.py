@@ -1,0 +1,374 @@
+"""Runner of the FFT strategy: tile plan, kernel-spectrum cache, then the overlap-save kernel.
+
+Tiling
+    The padded input is cut into overlapping tiles of (lh, lw) points, each giving
+    (lh - span_h + 1) x (lw - span_w + 1) stride-1 outputs (overlap-save). ``plan_tiles`` picks the
+    tile shape and the number of images per parallel item with a cost model (transform, channel
+    sum, copy and memory-traffic terms measured on the reference machine) under the workspace
+    budget: the kernel spectra plus every worker's buffers never exceed
+    ``fastconv.get_workspace_budget()``, whatever the image size. With zero padding, a single
+    tile may be shorter than the padded input: its circular wrap then only reads zero padding.
+
+Kernel-spectrum cache
+    The spectra of the weights are kept in a process-wide LRU keyed by a BLAKE2b digest of the
+    weight bytes, their shape and dtype, the dilation, the tile shape and the transform precision,
+    so the same weights applied to many inputs are transformed once. It holds at most
+    ``SPECTRUM_CACHE_ENTRIES`` entries and at most the workspace budget in bytes, is thread-safe,
+    and ``clear_spectrum_cache()`` empties it. Changing the weights in place changes the digest.
+
+Numerics
+    float32 data is transformed in complex64 and float64 in complex128. The error is normwise:
+    at most about 0.6 * u * log2(lh * lw) * max(|x| * |w|) over an output plane (u the unit
+    roundoff; measured, including data spanning 14 orders of magnitude and near-cancelling sums),
+    within the tolerance table's FFT bound of twice that (tests/oracle.py ``fft_bound``). Outputs
+    much smaller than the plane's largest therefore carry a larger relative error than with the
+    direct method. A float32 channel sum longer than ``FP32_MAX_CHANNELS`` could exceed the bound,
+    so such problems compute in complex128 and cast back. Integers (``correlate2d``/``convolve2d``
+    drop-ins) are transformed in float64 and rounded to the nearest integer, as
+    ``scipy.signal.fftconvolve`` does: exact while the rounding error stays below 0.5, which the
+    bound guarantees when ``max|in1| * sum|in2| < 2**50 / log2(lh * lw)``; larger results may be
+    off by small amounts. Complex problems are split into real and imaginary channel pairs.
+
+Non-finite values
+    The kernel replaces non-finite samples by zero and counts them; when there are any (or the
+    weights hold any), the products with a non-finite factor are added back to the outputs whose
+    window holds them, which gives exactly the direct method's NaN and Inf results. Complex
+    problems, and problems where that patch would cost more than a quarter of the direct sum, are
+    recomputed with the direct strategy instead.
+"""
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ._kernels.fft import add_non_finite_products, correlate_tiles, kernel_spectra
+from ._padding import index_maps
+from ._run_direct import run_direct
+from ._threads import numba_threads
+from ._workspace import get_workspace_budget
+
+SPECTRUM_CACHE_ENTRIES = 16
+# Longest float32 channel sum (input channels per group, times 2 for complex data) computed in
+# complex64. Measured error / (u * log2(M) * max |x|*|w|), all-positive data, 9x9 kernel: 0.26 at 16
+# channels, 0.54 at 256, 0.59 at 1024, against 2 in the tolerance table; the sum's worst case grows
+# linearly with its length, so longer ones compute in complex128.
+FP32_MAX_CHANNELS = 1024
+
+# Cost model, measured on the reference machine (1 thread; see _kernels/fft.py for the numbers).
+# One 2-D transform costs FFT_NS * points * log2(points) while its complex buffer fits in
+# CACHE_BYTES, and more per doubling beyond (SPILL_PER_DOUBLING): 256x256 fp32 forward + inverse
+# 2.9 ns per point, 2048x2048 11 ns.
+FFT_NS = {4: 0.09, 8: 0.19}
+CACHE_BYTES = 512 * 2**10
+SPILL_PER_DOUBLING = 0.3
+# One complex multiply-add of the channel sums (fp32 20 GFLOP/s, fp64 7 GFLOP/s).
+MAC_NS = {4: 0.4, 8: 1.1}
+# Gathering one input sample into a tile (through the index maps) and writing one output.
+GATHER_NS = 0.5
+SCATTER_NS = 0.3
+# Fixed cost of one transform call and of one parallel item.
+CALL_NS = 1000.0
+ITEM_NS = 5000.0
+# Streaming bandwidth of one core from memory, for buffers that do not fit its L2.
+BYTES_PER_NS = 10.0
+L2_BYTES = 2 * 2**20
+
+def next_fast_len(n):
+    """Smallest 2**a * 3**b * 5**c >= n: ``scipy.fft.next_fast_len(n, real=True)`` without
+    importing scipy.fft (160 ms of ``import fastconv``)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            best = min(best, power35 << max(-(-n // power35) - 1, 0).bit_length())
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+# Candidate tile lengths: 5-smooth, as scipy.fft.next_fast_len(real=True) (a prime length such as
+# 1031 is 5-6x slower than 1024).
+_SMOOTH = np.array(sorted(
+    2**a * 3**b * 5**c
+    for a in range(14) for b in range(9) for c in range(6)
+    if 8 <= 2**a * 3**b * 5**c <= 4096
+))
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How the FFT strategy cuts one problem: tile shape, outputs per tile, images per item."""
+
+    lh: int
+    lw: int
+    vh: int
+    vw: int
+    images_per_item: int
+    workers: int
+    spectra_bytes: int
+    workspace_bytes: int
+    seconds: float
+
+
+def _real_sizes(geometry):
+    """(real itemsize, parts): the transform precision and 2 for complex problems."""
+    dtype = geometry.dtype
+    parts = 2 if dtype.kind == "c" else 1
+    if dtype.kind in "iu":
+        return 8, 1
+    itemsize = dtype.itemsize // parts
+    if itemsize == 4 and (geometry.channels // geometry.groups) * parts > FP32_MAX_CHANNELS:
+        itemsize = 8
+    return itemsize, parts
+
+
+def _axis_options(out1, span, before, size, zero_wrap):
+    """Candidate (length, outputs per tile) along one axis.
+
+    ``out1`` stride-1 outputs are needed from a padded axis (``before`` points of padding, then
+    ``size`` input points, then more padding); ``span`` is the dilated kernel extent. One
+    tile holding everything needs ``out1 + span - 1`` points, or with zero padding
+    (``zero_wrap``) only as many as hold every output and the input, and keep the circular wrap
+    of the last outputs inside the padding before the input.
+    """
+    need = out1 + span - 1
+    single = need
+    if zero_wrap:
+        single = max(span, out1, before + size, need - before)
+    single = next_fast_len(min(single, need))
+    options = [(single, out1)]
+    for length in _SMOOTH[(_SMOOTH >= span + 1) & (_SMOOTH < single)]:
+        options.append((int(length), int(length) - span + 1))
+    return options
+
+
+@lru_cache(maxsize=256)
+def plan_tiles(geometry, threads, budget, zero_fill):
+    """The cheapest tiling of ``geometry`` whose workspace fits ``budget``, or None.
+
+    A pure function of shapes, options, thread count and budget (``zero_fill``: the constant
+    padding is zero, so the single-tile circular wrap may read it).
+    """
+    g = geometry
+    itemsize, parts = _real_sizes(g)
+    csize = 2 * itemsize
+    zero_wrap = zero_fill and g.padding_mode == "zeros"
+    span_h = (g.kernel_height - 1) * g.dilation[0] + 1
+    span_w = (g.kernel_width - 1) * g.dilation[1] + 1
+    out1_h = (g.out_height - 1) * g.stride[0] + 1
+    out1_w = (g.out_width - 1) * g.stride[1] + 1
+    top, left = g.padding[0], g.padding[2]
+    rows = _axis_options(out1_h, span_h, top, g.height, zero_wrap)
+    cols = _axis_options(out1_w, span_w, left, g.width, zero_wrap)
+    c_in = g.channels * parts
+    k_out = g.out_channels * parts
+    cg = c_in // g.groups
+    kg = k_out // g.groups
+
+    lh = np.array([o[0] for o in rows], float)[:, None]
+    vh = np.array([o[1] for o in rows], float)[:, None]
+    lw = np.array([o[0] for o in cols], float)[None, :]
+    vw = np.array([o[1] for o in cols], float)[None, :]
+    points = lh * lw
+    bins = lh * (lw // 2 + 1)
+    tiles = np.ceil(out1_h / vh) * np.ceil(out1_w / vw)
+    spectra_bytes = k_out * cg * bins * csize
+    spill = 1 + SPILL_PER_DOUBLING * np.maximum(0, np.log2(bins * csize / CACHE_BYTES))
+    fft_ns = FFT_NS[itemsize] * points * np.log2(points) * spill + CALL_NS
+    stream_w = np.where(spectra_bytes > L2_BYTES, spectra_bytes / BYTES_PER_NS, 0)
+
+    best = None
+    batch = 1
+    while True:
+        nb = min(batch, g.batch)
+        item_bytes = points * itemsize + nb * (c_in + kg) * bins * csize + 2 * bins * csize
+        item_ns = (
+            ITEM_NS
+            + nb * (c_in + k_out) * fft_ns
+            + nb * k_out * cg * bins * MAC_NS[itemsize]
+            + nb * c_in * points * GATHER_NS
+            + nb * k_out * vh * vw * SCATTER_NS
+            + stream_w
+            + np.where(item_bytes > L2_BYTES, 2 * item_bytes / BYTES_PER_NS, 0)
+        )
+        items = math.ceil(g.batch / nb) * tiles
+        for workers in range(threads, 0, -1):
+            workspace = spectra_bytes + workers * item_bytes
+            seconds = np.where(workspace <= budget,
+                               np.ceil(items / workers) * item_ns * 1e-9, np.inf)
+            i, j = np.unravel_index(np.argmin(seconds), seconds.shape)
+            if np.isfinite(seconds[i, j]):
+                if best is None or seconds[i, j] < best.seconds:
+                    best = Tiling(
+                        lh=int(lh[i, 0]), lw=int(lw[0, j]), vh=int(vh[i, 0]), vw=int(vw[0, j]),
+                        images_per_item=nb, workers=workers,
+                        spectra_bytes=int(spectra_bytes[i, j]),
+                        workspace_bytes=int(workspace[i, j]), seconds=float(seconds[i, j]),
+                    )
+                break
+        if nb == g.batch:
+            return best
+        batch *= 2
+
+
+def declines(geometry):
+    """Why the FFT strategy cannot run ``geometry`` (its smallest workspace exceeds the budget)."""
+    budget = get_workspace_budget()
+    if plan_tiles(geometry, 1, budget, False) is not None:
+        return None
+    return (f"its kernel spectra and buffers do not fit the workspace budget of "
+            f"{budget / 2**20:.1f} MiB; raise it with fastconv.set_workspace_budget")
+
+
+class _SpectrumCache:
+    """A thread-safe LRU of kernel spectra, bounded in entries and bytes."""
+
+    def __init__(self, max_entries):
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+        self._nbytes = 0
+
+    def get(self, key, compute, capacity):
+        with self._lock:
+            spectra = self._entries.get(key)
+            if spectra is not None:
+                self._entries.move_to_end(key)
+                return spectra
+        spectra = compute()
+        if spectra.nbytes > capacity:
+            return spectra
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = spectra
+                self._nbytes += spectra.nbytes
+            while self._nbytes > capacity or len(self._entries) > self._max_entries:
+                _, evicted = self._entries.popitem(last=False)
+                self._nbytes -= evicted.nbytes
+        return spectra
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+
+_spectrum_cache = _SpectrumCache(SPECTRUM_CACHE_ENTRIES)
+
+
+def clear_spectrum_cache():
+    """Forget every cached kernel spectrum."""
+    _spectrum_cache.clear()
+
+
+def _real_weights(w, parts, real_dtype):
+    """Weights as a real (K * parts, Cg * parts, kh, kw) array: complex ones as the 2x2 real
+    blocks [[re, -im], [im, re]] acting on (real, imaginary) channel pairs; non-finite taps zero."""
+    if parts == 1:
+        wr = w.astype(real_dtype)
+    else:
+        k, cg, kh, kw = w.shape
+        wr = np.empty((2 * k, 2 * cg, kh, kw), real_dtype)
+        wr[0::2, 0::2] = w.real
+        wr[0::2, 1::2] = -w.imag
+        wr[1::2, 0::2] = w.imag
+        wr[1::2, 1::2] = w.real
+    wr[~np.isfinite(wr)] = 0
+    return wr
+
+
+def _spectra(problem, tiling, parts, real_dtype):
+    g = problem.geometry
+    w = problem.w
+    digest = hashlib.blake2b(w.data, digest_size=16).digest()
+    key = (digest, w.shape, w.dtype.str, np.dtype(real_dtype).str, g.dilation,
+           tiling.lh, tiling.lw)
+
+    def compute():
+        wr = _real_weights(w, parts, real_dtype)
+        complex_dtype = np.result_type(real_dtype, np.complex64)
+        spectra = np.empty(wr.shape[:2] + (tiling.lh, tiling.lw // 2 + 1), complex_dtype)
+        kernel_spectra(wr, g.dilation[0], g.dilation[1], tiling.lw,
+                       1.0 / (tiling.lh * tiling.lw), spectra)
+        return spectra
+
+    return _spectrum_cache.get(key, compute, get_workspace_budget())
+
+
+def _split(array, parts, real_dtype):
+    """The (parts,)-per-value real vector of a complex or real 1-D array, in ``real_dtype``."""
+    if parts == 1:
+        return np.ascontiguousarray(array, real_dtype)
+    return np.ascontiguousarray(np.stack([array.real, array.imag], axis=-1).ravel(), real_dtype)
+
+
+def run_fft(problem, threads):
+    """Correlate ``problem`` by overlap-save FFT on ``threads`` threads (already set)."""
+    g = problem.geometry
+    itemsize, parts = _real_sizes(g)
+    real_dtype = np.dtype(f"f{itemsize}")
+    zero_fill = not np.any(problem.fill)
+    budget = get_workspace_budget()
+    tiling = plan_tiles(g, threads, budget, zero_fill)
+    if tiling is None:
+        raise ValueError(f"`method` 'fft' cannot run this problem: {declines(g)}.")
+    spectra = _spectra(problem, tiling, parts, real_dtype)
+
+    rowmap, colmap = index_maps(g)
+    out = np.empty(g.out_shape, g.dtype)
+    x = problem.x
+    out_view = out
+    if parts == 2:
+        x = x.view(x.real.dtype)
+        out_view = out.view(out.real.dtype)
+    tiles_h = -(-((g.out_height - 1) * g.stride[0] + 1) // tiling.vh)
+    tiles_w = -(-((g.out_width - 1) * g.stride[1] + 1) // tiling.vw)
+    items = -(-g.batch // tiling.images_per_item) * tiles_h * tiles_w
+    bad = np.zeros(items, np.int64)
+    with numba_threads(min(threads, tiling.workers)):
+        correlate_tiles(
+            x, spectra, _split(problem.bias, parts, real_dtype), rowmap, colmap, g.padding[2],
+            g.width, _split(problem.fill, parts, real_dtype), parts, g.groups, tiling.lw,
+            tiling.vh, tiling.vw, g.stride[0], g.stride[1], tiling.images_per_item,
+            g.dtype.kind in "iu", out_view, bad,
+        )
+    bad_samples = int(bad.sum())
+    bad_taps = int(np.count_nonzero(~np.isfinite(problem.w)))
+    if bad_samples == 0 and bad_taps == 0:
+        return out
+    kh, kw = g.kernel_height, g.kernel_width
+    patch_work = (bad_samples * (g.out_channels // g.groups) * kh * kw
+                  + bad_taps * g.batch * g.out_height * g.out_width)
+    if parts == 2 or 4 * patch_work > g.macs:
+        return run_direct(problem, threads)
+    regions = _bad_regions(bad, g, tiling, tiles_h, tiles_w)
+    add_non_finite_products(problem.x, problem.w, rowmap, colmap, problem.fill, g.stride[0],
+                            g.stride[1], g.dilation[0], g.dilation[1], g.groups, regions, out)
+    return out
+
+
+def _bad_regions(bad, geometry, tiling, tiles_h, tiles_w):
+    """(n, row, end row, column, end column) of the padded input read by every item that met a
+    non-finite sample: only these are searched for the non-finite products."""
+    padded_h = geometry.height + geometry.padding[0] + geometry.padding[1]
+    padded_w = geometry.width + geometry.padding[2] + geometry.padding[3]
+    regions = []
+    for item in np.flatnonzero(bad):
+        block, tile = divmod(int(item), tiles_h * tiles_w)
+        r0 = (tile // tiles_w) * tiling.vh
+        c0 = (tile % tiles_w) * tiling.vw
+        r1 = min(r0 + tiling.lh, padded_h)
+        c1 = min(c0 + tiling.lw, padded_w)
+        first = block * tiling.images_per_item
+        for n in range(first, min(first + tiling.images_per_item, geometry.batch)):
+            regions.append((n, r0, r1, c0, c1))
+    return np.array(regions, np.int64).reshape(-1, 5)
