@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._run_direct import run_direct
+from ._run_fft import declines as fft_declines
+from ._run_fft import run_fft
+from ._run_im2col import declines as im2col_declines
+from ._run_im2col import run_im2col
 from ._validate import Geometry, Problem
 
 
@@ -32,6 +36,22 @@ REGISTRY: dict[str, Method] = {
         declines=_never,
         summary="Parallel Numba loops over a cache-resident padded strip, 4 taps per pass; every "
         "feature and dtype. Best for small kernels, depthwise and few channels.",
+    ),
+    "im2col": Method(
+        name="im2col",
+        run=run_im2col,
+        declines=im2col_declines,
+        summary="Cache-sized tiles unfolded by Numba (im2col, or one shifted GEMM per kernel row) "
+        "and multiplied by SciPy's BLAS; 1x1 layers use the input as it is. Float and complex. "
+        "Best for many input and output channels per group.",
+    ),
+    "fft": Method(
+        name="fft",
+        run=run_fft,
+        declines=fft_declines,
+        summary="Overlap-save tiles transformed by DUCC0 inside one parallel Numba kernel, channel "
+        "sums per frequency, cached kernel spectra, bounded workspace. Every feature and dtype "
+        "(integers rounded). Best for large kernels (about 13x13 and up).",
     ),
 }
 
