@@ -1,33 +1,72 @@
 """Public entry points: validate, plan, run, return."""
 
+import numba
 import numpy as np
 
+from ._measure import run_measured
 from ._methods import METHODS, REGISTRY
-from ._plan import make_plan
+from ._plan import Plan, make_plan, memoised
 from ._threads import numba_threads
 from ._validate import (
     Geometry,
     conv2d_problem,
     int_pair,
+    layer_geometry,
+    layer_shapes,
     parse_padding,
+    plan_dtype,
     scipy_problem,
+    shape_tuple,
     threads_count,
 )
 
 
-def _check_method(method):
-    if method != "auto" and method not in REGISTRY:
-        raise ValueError(f"`method` must be 'auto' or one of {METHODS}; got {method!r}.")
+def _check_method(method, threads=None, persist=None):
+    """Check ``method``, and ``threads`` and ``persist`` against it; returns the thread limit."""
+    if not (isinstance(method, Plan) or isinstance(method, str) and method in (
+            "auto", "measure", *METHODS)):
+        raise ValueError(f"`method` must be 'auto' or one of {METHODS}, 'measure' or a "
+                         f"fastconv.Plan; got {method!r}.")
+    count = threads_count(threads)
+    if isinstance(method, Plan) and threads is not None and count != method.max_threads:
+        raise ValueError(f"`threads` must be None or {method.max_threads} (the plan's thread "
+                         f"limit) when `method` is a Plan; got {threads!r}.")
+    if persist is not None and (not isinstance(persist, bool) or method != "measure"):
+        raise ValueError(f"`persist` must be None, or True or False with method='measure'; got "
+                         f"{persist!r} with method={method!r}.")
+    return method.max_threads if isinstance(method, Plan) else count
 
 
-def _run(problem, method, threads):
-    plan = make_plan(problem.geometry, method, threads)
+def _shown(value):
+    return str(value) if isinstance(value, np.dtype) else repr(value)
+
+
+def _check_plan(plan, geometry):
+    if plan.geometry != geometry:
+        differ = ", ".join(
+            f"{name} {_shown(getattr(plan.geometry, name))} != {_shown(getattr(geometry, name))}"
+            for name in Geometry.__dataclass_fields__
+            if getattr(plan.geometry, name) != getattr(geometry, name)
+        )
+        raise ValueError(f"`method` must be a Plan made for this call's problem; the plan "
+                         f"differs in {differ} (plan != call). Make one with fastconv.plan(...) "
+                         "for these shapes and options.")
+
+
+def _run(problem, method, threads, persist):
+    if method == "measure":
+        return run_measured(problem, threads, persist)
+    if isinstance(method, Plan):
+        _check_plan(method, problem.geometry)
+        plan = method
+    else:
+        plan = make_plan(problem.geometry, method, threads)
     with numba_threads(plan.threads):
         return REGISTRY[plan.method].run(problem, plan.threads)
 
 
 def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", method="auto", threads=None):
+           padding_mode="zeros", method="auto", threads=None, persist=None):
     """2-D cross-correlation as in deep learning (PyTorch's ``conv2d``; the kernel is not flipped).
 
     Parameters
@@ -49,10 +88,18 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
         What the padding holds. ``'reflect'`` mirrors without repeating the edge sample (PyTorch),
         ``'symmetric'`` repeats it (SciPy's ``symm``). Padding wider than the image is allowed and
         follows ``numpy.pad``.
-    method : {'auto', 'direct', ...}
-        A name from ``fastconv.METHODS``, or ``'auto'`` to let the planner choose.
+    method : {'auto', 'measure', 'direct', ...} or Plan
+        ``'auto'`` lets the planner choose from the shapes (see :func:`plan`); a name from
+        ``fastconv.METHODS`` forces a strategy; ``'measure'`` times every strategy that can run
+        the call once, returns the fastest one's result and remembers the winner for this exact
+        problem; a :class:`Plan` from :func:`plan` skips planning (its shapes and options must
+        be this call's).
     threads : int, optional
-        Threads for this call only; default: ``numba.get_num_threads()``.
+        Threads for this call only (at most; the planner may use fewer on small problems);
+        default: ``numba.get_num_threads()``, or the plan's limit when ``method`` is a Plan.
+    persist : bool, optional
+        With ``method='measure'``: also store the winner in the per-user cache file, so that
+        later processes skip the timing. Default: the ``FASTCONV_PERSIST`` environment setting.
 
     Returns
     -------
@@ -84,33 +131,31 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     >>> fastconv.conv2d(batch, np.ones((4, 3, 3, 3), np.float32), stride=2, padding=1).shape
     (2, 4, 4, 4)
     """
-    _check_method(method)
-    count = threads_count(threads)
+    count = _check_method(method, threads, persist)
     problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
                                    padding_mode)
-    out = _run(problem, method, count)
+    out = _run(problem, method, count, persist)
     if lead is None:
         return out[0, 0]
     return out if lead else out[0]
 
 
-def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, convolve):
-    _check_method(method)
-    count = threads_count(threads)
+def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
+    count = _check_method(method, threads, persist)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
     if problem is None:
         from scipy import signal  # longdouble: Numba has no such type; SciPy is exact here.
 
         scipy_function = signal.convolve2d if convolve else signal.correlate2d
         return scipy_function(in1, in2, mode, boundary, fillvalue)
-    out = _run(problem, method, count)[0, 0]
+    out = _run(problem, method, count, persist)[0, 0]
     if reverse_conjugate:
         out = np.conj(out[::-1, ::-1])
     return out.astype(dtype, copy=False)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-                threads=None):
+                threads=None, persist=None):
     """Cross-correlate two 2-D arrays: a drop-in for :func:`scipy.signal.correlate2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel.
@@ -125,10 +170,13 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     boundary : {'fill', 'pad', 'wrap', 'circular', 'symm', 'symmetric'}
     fillvalue : scalar
         Value outside ``in1`` for ``boundary='fill'``; cast to the output dtype as SciPy does.
-    method : {'auto', 'direct', ...}
-        A name from ``fastconv.METHODS`` or ``'auto'``.
+    method : {'auto', 'measure', 'direct', ...} or Plan
+        As in :func:`conv2d`. A Plan must describe the equivalent ``conv2d`` problem: a
+        ``(1, 1, H, W)`` input, the padding of ``mode`` and ``boundary``, and the compute dtype.
     threads : int, optional
         Threads for this call only; default: ``numba.get_num_threads()``.
+    persist : bool, optional
+        As in :func:`conv2d` (with ``method='measure'``).
 
     Returns
     -------
@@ -152,11 +200,12 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     array([[5., 3.],
            [2., 5.]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, convolve=False)
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+                       convolve=False)
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-               threads=None):
+               threads=None, persist=None):
     """Convolve two 2-D arrays: a drop-in for :func:`scipy.signal.convolve2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel; see
@@ -170,7 +219,72 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
            [3, 5, 2],
            [0, 3, 5]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, convolve=True)
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+                       convolve=True)
+
+
+def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
+         groups=1, padding_mode="zeros", method="auto", threads=None):
+    """Plan a :func:`conv2d` call from its shapes alone: the strategy and thread count that
+    ``method='auto'`` would use, with every candidate's estimated time and workspace.
+
+    Parameters
+    ----------
+    input_shape, weight_shape : tuple of int
+        The shapes :func:`conv2d` would get: ``(N, C, H, W)``, ``(C, H, W)`` or ``(H, W)``, and
+        ``(K, C // groups, kh, kw)`` (``(kh, kw)`` for a 2-D input).
+    dtype : dtype, optional
+        The arrays' dtype; the plan holds the compute dtype (:func:`conv2d`'s rules; complex
+        dtypes, for :func:`correlate2d`, are kept). Default float64.
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`conv2d`.
+    method : {'auto', 'direct', ...}
+        ``'auto'`` (default) or a name from ``fastconv.METHODS`` to see the estimates of a
+        forced strategy.
+    threads : int, optional
+        Thread limit; default: ``numba.get_num_threads()``.
+
+    Returns
+    -------
+    Plan
+        Frozen and hashable: ``method``, ``threads``, ``candidates`` (one :class:`Candidate` per
+        registered strategy: estimated seconds and workspace bytes, or why it declines) and
+        ``reason``; its repr explains the choice. Pass it back as ``conv2d(..., method=plan)``
+        to skip planning on calls with these shapes. Plans are a pure function of the shapes,
+        options, thread limit, workspace budget and machine constants (shipped defaults, or
+        those stored by ``python -m fastconv calibrate``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> p = fastconv.plan((2, 16, 28, 28), (32, 16, 3, 3), dtype=np.float32, padding=1)
+    >>> p.method in fastconv.METHODS and p == fastconv.plan((2, 16, 28, 28), (32, 16, 3, 3),
+    ...                                                    dtype=np.float32, padding=1)
+    True
+    >>> [c.method for c in p.candidates] == list(fastconv.METHODS)
+    True
+    >>> x = np.ones((2, 16, 28, 28), np.float32)
+    >>> fastconv.conv2d(x, np.ones((32, 16, 3, 3), np.float32), padding=1, method=p).shape
+    (2, 32, 28, 28)
+
+    ``print(p)`` shows the table: every strategy's estimated time, workspace and threads (or
+    why it declines), the chosen one marked with ``>``, and the reason.
+    """
+    def compute():
+        if not (isinstance(method, str) and method in ("auto", *METHODS)):
+            raise ValueError(f"`method` must be 'auto' or one of {METHODS}; got {method!r}.")
+        count = threads_count(threads)
+        x4, w4, _ = layer_shapes(shape_tuple(input_shape, "input_shape"),
+                                 shape_tuple(weight_shape, "weight_shape"), groups,
+                                 names=("input_shape", "weight_shape"))
+        geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
+                                  plan_dtype(dtype))
+        return make_plan(geometry, method, count)
+
+    # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
+    arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
+                      padding_mode, method, threads))
+    return memoised((arguments, numba.get_num_threads() if threads is None else None), compute)
 
 
 def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):

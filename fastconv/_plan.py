@@ -1,45 +1,227 @@
-"""Planning: which strategy and how many threads run a geometry. A pure function of shapes,
-dtype and options; it never looks at array values."""
+"""Planning: which strategy and how many threads run a geometry, and why.
 
+A pure function of the geometry, the thread limit, the workspace budget and the machine constants
+(never of array values). Every registered strategy is a candidate: it either declines the
+geometry (and says why) or gets an estimate from its cost model in fastconv/_cost.py, at one
+thread and at the limit; 'auto' takes the fastest. Plans are memoised per key, so planning a
+shape seen before costs a dictionary lookup.
+"""
+
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
+from ._cost import MODELS, ROUNDS_INTEGERS, evaluate, machine_constants
 from ._methods import REGISTRY
 from ._validate import Geometry
+from ._workspace import get_workspace_budget
 
-# Below this many multiply-adds a call runs on one thread: waking the pool (~4-30 us per launch
-# on the reference machine, depending on the threading layer) costs more than it saves.
+# A strategy without a cost model runs on one thread below this many multiply-adds: waking the
+# pool (~4-30 us per launch on the reference machine, depending on the threading layer) costs more
+# than it saves.
 SERIAL_MACS = 2**19
+# Plans remembered per process (least recently used dropped first); one plan is ~2 KB.
+CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One strategy's standing on a plan's geometry."""
+
+    method: str
+    seconds: float | None
+    """Estimated seconds at ``threads``; None when the strategy declines or has no cost model."""
+    workspace: int | None
+    """Estimated extra bytes (beyond the output); None when unknown."""
+    threads: int
+    declined: str | None = None
+    """Why the strategy cannot run the geometry, or None."""
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How one geometry is computed: the strategy, the thread count and why."""
+    """How one problem is computed: the chosen strategy and thread count, every candidate's
+    estimate, and why. Pass it back as ``method=plan`` to skip planning for the same shapes."""
 
     geometry: Geometry
     method: str
     threads: int
+    """Threads the call runs on (the cost model may choose fewer than ``max_threads``)."""
+    max_threads: int
+    """The thread limit the plan was made for."""
+    workspace_budget: int
+    candidates: tuple[Candidate, ...]
     reason: str
+    constants: str
+    """Where the machine constants behind the estimates come from."""
+
+    def candidate(self, method):
+        """The :class:`Candidate` of ``method``."""
+        return next(c for c in self.candidates if c.method == method)
 
     def __repr__(self):
         g = self.geometry
-        return (
-            f"Plan(method={self.method!r}, threads={self.threads}, "
-            f"problem=({g.batch}x{g.channels}x{g.height}x{g.width}) * "
-            f"({g.out_channels}x{g.channels // g.groups}x{g.kernel_height}x{g.kernel_width}) "
-            f"{g.dtype}, reason={self.reason!r})"
-        )
+        weight = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
+        lines = [
+            f"Plan: ({g.batch}, {g.channels}, {g.height}, {g.width}) * {weight} -> "
+            f"{g.out_shape} {g.dtype}",
+            f"  stride {g.stride}, dilation {g.dilation}, padding {g.padding} {g.padding_mode}, "
+            f"groups {g.groups}; {g.macs:.3g} multiply-adds",
+            f"  {'method':<10}{'estimate':>11}{'workspace':>12}{'threads':>9}",
+        ]
+        for c in self.candidates:
+            mark = ">" if c.method == self.method else " "
+            if c.declined is not None:
+                lines.append(f"{mark} {c.method:<10}{'-':>11}{'-':>12}{'-':>9}  declines: "
+                             f"{c.declined}")
+                continue
+            seconds = "unknown" if c.seconds is None else _time(c.seconds)
+            workspace = "unknown" if c.workspace is None else _bytes(c.workspace)
+            lines.append(f"{mark} {c.method:<10}{seconds:>11}{workspace:>12}{c.threads:>9}")
+        lines.append(f"Chosen: {self.method} on {self.threads} thread"
+                     f"{'s' if self.threads > 1 else ''}: {self.reason}.")
+        lines.append(f"  (threads <= {self.max_threads}, workspace budget "
+                     f"{_bytes(self.workspace_budget)}, constants: {self.constants})")
+        return "\n".join(lines)
+
+
+def _scaled(value, units, step):
+    """``value`` with 3 significant digits in the first unit where it is below 1000."""
+    for unit in units[:-1]:
+        if round(value, 3 - len(str(int(value)))) < 1000:
+            return f"{value:.3g} {unit}"
+        value /= step
+    return f"{value:.3g} {units[-1]}"
+
+
+def _time(seconds):
+    return _scaled(seconds * 1e9, ("ns", "us", "ms", "s"), 1000)
+
+
+def _bytes(n):
+    return _scaled(float(n), ("B", "KiB", "MiB", "GiB"), 1024)
+
+
+def _candidate(name, geometry, max_threads, budget, constants):
+    method = REGISTRY[name]
+    refusal = method.declines(geometry)
+    if refusal is not None:
+        return Candidate(name, None, None, 1, refusal)
+    model = MODELS.get(name)
+    if model is None:
+        threads = 1 if geometry.macs < SERIAL_MACS else max_threads
+        return Candidate(name, None, None, threads)
+    best = None
+    # One thread and the limit: a launch and the items' imbalance decide between them.
+    for threads in sorted({1, max_threads}):
+        work = model(geometry, threads, budget, constants)
+        seconds = evaluate(work.terms, constants)
+        if best is None or seconds < best.seconds:
+            best = Candidate(name, seconds, int(work.workspace), threads)
+    return best
+
+
+def _choose(candidates, method, dtype):
+    """(chosen candidate, reason) for 'auto' or a requested strategy name."""
+    if method != "auto":
+        chosen = next(c for c in candidates if c.method == method)
+        if chosen.declined is not None:
+            raise ValueError(f"`method` {method!r} cannot run this problem: {chosen.declined}.")
+        return chosen, "requested"
+    runnable = [c for c in candidates if c.declined is None]
+    skipped = ""
+    if dtype.kind in "iu":
+        rounding = [c.method for c in runnable if c.method in ROUNDS_INTEGERS]
+        if rounding and len(rounding) < len(runnable):
+            runnable = [c for c in runnable if c.method not in ROUNDS_INTEGERS]
+            skipped = f"; not {', '.join(rounding)}: rounds integer results"
+    known = sorted((c for c in runnable if c.seconds is not None), key=lambda c: c.seconds)
+    if not known:
+        return runnable[0], ("no strategy that can run this problem has a cost model; the first "
+                             "one registered" + skipped)
+    chosen = known[0]
+    if len(known) == 1:
+        reason = "the only strategy with a cost model that can run this problem"
+    else:
+        runner_up = known[1]
+        ratio = runner_up.seconds / chosen.seconds if chosen.seconds > 0 else float("inf")
+        reason = f"estimated {ratio:.2g}x faster than {runner_up.method}"
+    unknown = [c.method for c in runnable if c.seconds is None]
+    if unknown:
+        reason += f" (not estimated: {', '.join(unknown)})"
+    return chosen, reason + skipped
+
+
+def build_plan(geometry, method, threads, budget, constants):
+    """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
+    threads: a pure function of its arguments."""
+    candidates = tuple(_candidate(name, geometry, threads, budget, constants)
+                       for name in REGISTRY)
+    chosen, reason = _choose(candidates, method, geometry.dtype)
+    return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
+                max_threads=threads, workspace_budget=budget, candidates=candidates,
+                reason=reason, constants=constants.source)
+
+
+class _PlanCache:
+    """A bounded, thread-safe map from plan keys to plans (least recently used dropped first),
+    emptied when the machine constants change."""
+
+    def __init__(self, size):
+        self.size = size
+        self.lock = threading.Lock()
+        self.plans = OrderedDict()
+        self.constants = None
+
+    def get(self, key, constants):
+        with self.lock:
+            if constants is not self.constants:
+                self.plans.clear()
+                self.constants = constants
+                return None
+            plan = self.plans.get(key)
+            if plan is not None:
+                self.plans.move_to_end(key)
+            return plan
+
+    def put(self, key, plan, constants):
+        with self.lock:
+            if constants is not self.constants:
+                return
+            self.plans[key] = plan
+            if len(self.plans) > self.size:
+                self.plans.popitem(last=False)
+
+    def clear(self):
+        with self.lock:
+            self.plans.clear()
+
+
+_cache = _PlanCache(CACHE_SIZE)
 
 
 def make_plan(geometry, method, threads):
-    """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``."""
-    if method == "auto":
-        runnable = [name for name, m in REGISTRY.items() if m.declines(geometry) is None]
-        method, reason = runnable[0], "the only strategy that can run this problem"
-    else:
-        reason = "requested"
-        refusal = REGISTRY[method].declines(geometry)
-        if refusal is not None:
-            raise ValueError(f"`method` {method!r} cannot run this problem: {refusal}.")
-    if geometry.macs < SERIAL_MACS:
-        threads = 1
-    return Plan(geometry=geometry, method=method, threads=threads, reason=reason)
+    """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
+    threads, under the current workspace budget and machine constants (memoised)."""
+    budget = get_workspace_budget()
+    constants = machine_constants()
+    key = (geometry, method, threads, budget)
+    plan = _cache.get(key, constants)
+    if plan is None:
+        plan = build_plan(geometry, method, threads, budget, constants)
+        _cache.put(key, plan, constants)
+    return plan
+
+
+def memoised(arguments, compute):
+    """The plan of a :func:`fastconv.plan` call from its raw ``arguments`` (a hashable key, e.g.
+    their repr plus the thread count), validating and planning with ``compute()`` only the first
+    time: validating shapes and options costs more than the 20 us a cached plan may take."""
+    budget = get_workspace_budget()
+    constants = machine_constants()
+    key = (arguments, budget)
+    plan = _cache.get(key, constants)
+    if plan is None:
+        plan = compute()
+        _cache.put(key, plan, constants)
+    return plan

@@ -108,12 +108,17 @@ def as_array(value, name):
     return array
 
 
+def is_int(value):
+    """An integer that is not a bool (``type(...) is int`` first: the ABC check costs ~1 us, which
+    planning a cached shape cannot afford several times over)."""
+    return type(value) is int or (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def int_pair(value, name, minimum):
     """An int or a pair of ints, each >= minimum, as a 2-tuple."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items
-    ):
+    if len(items) != 2 or not (is_int(items[0]) and is_int(items[1])):
         _fail(TypeError, name, "an int or a pair of ints", value)
     if any(v < minimum for v in items):
         _fail(ValueError, name, f">= {minimum} (an int or a pair of ints)", value)
@@ -168,6 +173,63 @@ def threads_count(threads):
     return int(threads)
 
 
+def layer_shapes(input_shape, weight_shape, groups, names=("input", "weight")):
+    """Check the shapes of a ``conv2d`` call (arrays or shapes alone) and ``groups``.
+
+    Returns the input and weight shapes as 4-D tuples and the output's leading shape: None for a
+    2-D input, ``()`` for 3-D, ``(N,)`` for 4-D.
+    """
+    input_name, weight_name = names
+    x_shape, w_shape = tuple(input_shape), tuple(weight_shape)
+    if len(x_shape) not in (2, 3, 4):
+        _fail(ValueError, input_name, "2-D (H, W), 3-D (C, H, W) or 4-D (N, C, H, W)",
+              Shown(f"shape {x_shape}"))
+    if len(x_shape) == 2 and len(w_shape) != 2:
+        _fail(ValueError, weight_name, "2-D (kh, kw) for a 2-D input", Shown(f"shape {w_shape}"))
+    if len(x_shape) > 2 and len(w_shape) != 4:
+        _fail(ValueError, weight_name, "4-D (out_channels, in_channels/groups, kh, kw)",
+              Shown(f"shape {w_shape}"))
+    if 0 in x_shape:
+        _fail(ValueError, input_name, "non-empty", Shown(f"shape {x_shape}"))
+    if 0 in w_shape:
+        _fail(ValueError, weight_name, "non-empty", Shown(f"shape {w_shape}"))
+    lead = x_shape[:-3] if len(x_shape) == 4 else ()
+    if len(x_shape) == 2:
+        lead = None
+    x4 = (1,) * (4 - len(x_shape)) + x_shape
+    w4 = (1,) * (4 - len(w_shape)) + w_shape
+    out_channels, cg = w4[:2]
+    channels = x4[1]
+
+    if not is_int(groups):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups or out_channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
+              f"out_channels={out_channels}", groups)
+    if cg * groups != channels:
+        _fail(ValueError, weight_name, f"of shape (out_channels, {channels // groups}, kh, kw) "
+              f"for {channels} input channels and groups={groups}", Shown(f"shape {w_shape}"))
+    return x4, w4, lead
+
+
+def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype):
+    """Check the options of a ``conv2d`` call and build its :class:`Geometry` (shapes from
+    :func:`layer_shapes`, ``dtype`` the compute dtype)."""
+    stride = int_pair(stride, "stride", 1)
+    dilation = int_pair(dilation, "dilation", 1)
+    pad = parse_padding(padding, w4[2:], stride, dilation)
+    if padding_mode not in PADDING_MODES:
+        _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
+    geometry = Geometry(
+        batch=int(x4[0]), channels=int(x4[1]), height=int(x4[2]), width=int(x4[3]),
+        out_channels=int(w4[0]), kernel_height=int(w4[2]), kernel_width=int(w4[3]),
+        padding=pad, stride=stride, dilation=dilation, groups=int(groups),
+        padding_mode=padding_mode, dtype=dtype,
+    )
+    _check_fits(geometry)
+    return geometry
+
+
 def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape."""
     x = as_array(input, "input")
@@ -176,34 +238,8 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
         _fail(TypeError, "input", "real (conv2d is a deep-learning layer)",
               Shown(f"dtype {x.dtype} and weight dtype {w.dtype}"),
               "Use fastconv.correlate2d for complex data.")
-    if x.ndim not in (2, 3, 4):
-        _fail(ValueError, "input", "2-D (H, W), 3-D (C, H, W) or 4-D (N, C, H, W)",
-              Shown(f"shape {x.shape}"))
-    if x.ndim == 2 and w.ndim != 2:
-        _fail(ValueError, "weight", "2-D (kh, kw) for a 2-D input", Shown(f"shape {w.shape}"))
-    if x.ndim > 2 and w.ndim != 4:
-        _fail(ValueError, "weight", "4-D (out_channels, in_channels/groups, kh, kw)",
-              Shown(f"shape {w.shape}"))
-    if 0 in x.shape:
-        _fail(ValueError, "input", "non-empty", Shown(f"shape {x.shape}"))
-    if 0 in w.shape:
-        _fail(ValueError, "weight", "non-empty", Shown(f"shape {w.shape}"))
-    lead = x.shape[:-3] if x.ndim == 4 else ()
-    if x.ndim == 2:
-        lead = None
-    x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)
-    w4 = w.reshape((1,) * (4 - w.ndim) + w.shape)
-    out_channels, cg = w4.shape[:2]
-    channels = x4.shape[1]
-
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
-        _fail(TypeError, "groups", "a positive int", groups)
-    if groups < 1 or channels % groups or out_channels % groups:
-        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
-              f"out_channels={out_channels}", groups)
-    if cg * groups != channels:
-        _fail(ValueError, "weight", f"of shape (out_channels, {channels // groups}, kh, kw) for "
-              f"{channels} input channels and groups={groups}", Shown(f"shape {w.shape}"))
+    x4, w4, lead = layer_shapes(x.shape, w.shape, groups)
+    out_channels = w4[0]
 
     b = None
     if bias is not None:
@@ -215,26 +251,14 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
             scalar = " or a scalar" if x.ndim == 2 else ""
             _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
 
-    stride = int_pair(stride, "stride", 1)
-    dilation = int_pair(dilation, "dilation", 1)
-    pad = parse_padding(padding, w4.shape[2:], stride, dilation)
-    if padding_mode not in PADDING_MODES:
-        _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
-
     dtype = conv2d_dtype(x, w, b)
-    geometry = Geometry(
-        batch=x4.shape[0], channels=channels, height=x4.shape[2], width=x4.shape[3],
-        out_channels=out_channels, kernel_height=w4.shape[2], kernel_width=w4.shape[3],
-        padding=pad, stride=stride, dilation=dilation, groups=int(groups),
-        padding_mode=padding_mode, dtype=dtype,
-    )
-    _check_fits(geometry)
+    geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
     bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
         b.reshape(out_channels), dtype)
     problem = Problem(
         geometry=geometry,
-        x=np.ascontiguousarray(x4, dtype),
-        w=np.ascontiguousarray(w4, dtype),
+        x=np.ascontiguousarray(x.reshape(x4), dtype),
+        w=np.ascontiguousarray(w.reshape(w4), dtype),
         bias=bias_array,
         fill=np.zeros(1, dtype),
     )
@@ -353,3 +377,30 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve):
         fill=fill.astype(compute),
     )
     return problem, dtype, swapped and not convolve
+
+
+def plan_dtype(dtype):
+    """The compute dtype of a problem described by its dtype alone: ``conv2d``'s rules for real
+    types, complex64 / complex128 kept (the drop-ins' complex correlation)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        _fail(TypeError, "dtype", "a NumPy dtype", dtype)
+    if dtype.kind not in "biufc":
+        _fail(TypeError, "dtype", "numeric (bool, integer, float or complex)", Shown(str(dtype)))
+    if dtype.kind == "c":
+        return np.dtype(np.complex64) if dtype.itemsize == 8 else np.dtype(np.complex128)
+    return conv2d_dtype(np.empty(0, dtype))
+
+
+def shape_tuple(shape, name):
+    """``shape`` as a tuple of positive ints (shapes given without arrays)."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = None
+    if items is None or not all(is_int(n) for n in items):
+        _fail(TypeError, name, "a tuple of ints", shape)
+    if not all(n > 0 for n in items):
+        _fail(ValueError, name, "a tuple of positive ints", shape)
+    return tuple(int(n) for n in items)

@@ -1,0 +1,512 @@
+"""The cost model: estimated seconds and workspace bytes of every strategy on a geometry, from the
+shapes alone and a small table of machine constants.
+
+Each strategy's model mirrors what its runner does (the same tiling functions, the same loop
+counts) and is written as *terms*: ``{constant name: coefficient}`` with
+``seconds = sum(coefficient * constants.<name>)``. Being linear in the constants is what lets
+``python -m fastconv calibrate`` fit them to timings by least squares. A strategy without a model
+here gets an unknown cost: the planner never picks it while a modelled strategy can run.
+
+The constants ship as :data:`DEFAULTS`; a calibrated table is loaded from the per-user cache file
+(see :func:`machine_constants`), which ``method="measure"`` also uses to remember its winners.
+"""
+
+import json
+import math
+import os
+import re
+import threading
+import warnings
+from dataclasses import asdict, dataclass, fields, replace
+
+from . import _run_fft as fft_model
+from ._kernels.direct import COLUMN_CHUNK
+from ._run_direct import block_rows
+from ._run_fft import _real_sizes as fft_sizes
+from ._run_fft import plan_tiles
+from ._run_im2col import (
+    ITEMS_PER_THREAD,
+    TILE_BYTES,
+    choose_band,
+    fixed_bytes,
+    is_pointwise,
+    unfolded_tiling,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Machine constants
+
+
+@dataclass(frozen=True)
+class MachineConstants:
+    """Seconds per unit of work of each strategy's building blocks (1 thread unless noted)."""
+
+    source: str
+    """Where the numbers come from (shown in a plan's repr)."""
+    launch: float
+    """Starting a parallel region on more than one thread."""
+    parallel: float
+    """Speed of each thread when several run, relative to one thread alone (shared caches,
+    memory bandwidth and clock): the parallel part of a call takes work / threads / parallel."""
+    direct_call: float
+    """Fixed cost of one direct call (index maps, Numba dispatch)."""
+    direct_pass: float
+    """One pass of four taps over one output-row chunk: loop set-up, alias checks, remainder."""
+    direct_f32: float
+    """One output element of one pass: loading and storing it, float32."""
+    direct_f64: float
+    """The same in float64."""
+    direct_tap_f32: float
+    """One multiply-add of the direct kernel, float32."""
+    direct_tap_f64: float
+    """The same in float64."""
+    direct_fill: float
+    """One byte copied into the direct kernel's padded strip (stride 1: contiguous copies)."""
+    direct_gather: float
+    """One element gathered into the strip by stride phase (stride > 1)."""
+    im2col_call: float
+    """Fixed cost of one im2col call (BLAS thread limits, Numba dispatch)."""
+    unfold_call: float
+    """Extra fixed cost of an im2col call that unfolds (tiling, index maps, weight re-layout):
+    every layer but 1x1 stride-1 unpadded ones."""
+    unfold: float
+    """One byte written into the im2col column buffer (or the output set to the bias)."""
+    gemm_call: float
+    """One BLAS GEMM call."""
+    gemm_f32: float
+    """One multiply-add of a large float32 GEMM."""
+    gemm_f64: float
+    """The same in float64."""
+    gemm_a: float
+    """One byte of the GEMM's pixel operand (the column tile): packing it and streaming it, the
+    cost that dominates when there are few output channels."""
+    gemm_b: float
+    """One byte of the GEMM's weight operand, packed once per call: the cost that dominates
+    when a tile has few pixels."""
+    gemm_c: float
+    """One byte of the GEMM's output tile, read and written once per call (beta = 1)."""
+    fft_call: float
+    """Fixed cost of one FFT call (tiling, weight digest, index maps)."""
+    fft_f32: float
+    """Scale of the FFT runner's own estimate of its float32 transforms (fastconv/_run_fft.py,
+    measured on the reference machine): 1.0 there."""
+    fft_f64: float
+    """The same for float64 transforms."""
+    fft_mac: float
+    """Scale of the FFT runner's estimate of its per-frequency channel sums."""
+    fft_other: float
+    """Scale of the FFT runner's estimate of its gathers, scatters, per-item costs and memory
+    traffic."""
+
+
+# Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
+# 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
+# while other processes loaded both cores (so the timings are ~1.5x slow and noisy), with the
+# terms that least squares left at 0 set to small plausible values; the threading constants are
+# the quiet-machine numbers of ../shared/notes/algorithms.md section 2.3. Re-fit on a quiet
+# machine and paste the printed table here.
+DEFAULTS = MachineConstants(
+    source="shipped defaults (reference machine)",
+    launch=8e-6,
+    parallel=0.85,
+    direct_call=28e-6,
+    direct_pass=14e-9,
+    direct_f32=0.06e-9,
+    direct_f64=0.1e-9,
+    direct_tap_f32=0.008e-9,
+    direct_tap_f64=0.028e-9,
+    direct_fill=0.07e-9,
+    direct_gather=1.1e-9,
+    im2col_call=20e-6,
+    unfold_call=30e-6,
+    unfold=0.045e-9,
+    gemm_call=3e-6,
+    gemm_f32=0.02e-9,
+    gemm_f64=0.038e-9,
+    gemm_a=0.01e-9,
+    gemm_b=0.13e-9,
+    gemm_c=0.02e-9,
+    fft_call=50e-6,
+    fft_f32=1.7,
+    fft_f64=1.2,
+    fft_mac=2.0,
+    fft_other=0.1,
+)
+
+# Element costs of other compute dtypes, relative to the float constant of the same precision
+# (direct kernel, 256x512 image, 1 thread: complex64 2.7-3.6x float32, complex128 3.8-11x float64,
+# int64 1.35-2.1x float64, which has no packed 64-bit multiply-add).
+DTYPE_COST = {
+    ("f", 4): ("f32", 1.0),
+    ("f", 8): ("f64", 1.0),
+    ("c", 8): ("f32", 3.5),
+    ("c", 16): ("f64", 8.0),
+    ("i", 8): ("f64", 2.0),
+}
+# A complex multiply-add is four real ones in a complex GEMM.
+GEMM_DTYPE_COST = {
+    ("f", 4): ("gemm_f32", 1.0),
+    ("f", 8): ("gemm_f64", 1.0),
+    ("c", 8): ("gemm_f32", 4.0),
+    ("c", 16): ("gemm_f64", 4.0),
+}
+
+
+def evaluate(terms, constants):
+    """Seconds of a term table under ``constants``."""
+    return sum(coefficient * getattr(constants, name) for name, coefficient in terms.items())
+
+
+def _add(terms, name, coefficient):
+    terms[name] = terms.get(name, 0.0) + coefficient
+
+
+def _parallel_share(items, threads, constants):
+    """Fraction of the serial work that the slowest of ``threads`` threads does, with static
+    scheduling of ``items`` equal items, divided by the per-thread speed."""
+    used = max(1, min(threads, items))
+    if used == 1:
+        return 1.0
+    return -(-items // used) / items / constants.parallel
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategy models
+
+
+@dataclass(frozen=True)
+class Work:
+    """A strategy's cost on one geometry and thread count, before pricing."""
+
+    terms: dict
+    workspace: int  # bytes beyond the output
+
+
+def direct_work(geometry, threads, budget, constants):
+    """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
+    each output channel and row, passes of four taps over 512-column chunks."""
+    g = geometry
+    itemsize = g.dtype.itemsize
+    cg = g.channels // g.groups
+    ho, wo = g.out_height, g.out_width
+    taps = cg * g.kernel_height * g.kernel_width
+    passes = -(-taps // 4)
+    rows_out = g.batch * g.out_channels * ho
+    chunks = -(-wo // COLUMN_CHUNK)
+    block = block_rows(g, threads)
+    blocks = -(-ho // block)
+    items = g.batch * g.groups * blocks
+    rows_in = (block - 1) * g.stride[0] + (g.kernel_height - 1) * g.dilation[0] + 1
+    sw = g.stride[1]
+    wq = -(-(g.width + g.padding[2] + g.padding[3]) // sw)
+    strip = cg * rows_in * sw * wq * itemsize
+
+    share = _parallel_share(items, threads, constants)
+    precision, factor = DTYPE_COST[g.dtype.kind, itemsize]
+    terms = {"direct_call": 1.0}
+    if threads > 1:
+        terms["launch"] = 1.0
+    _add(terms, "direct_pass", rows_out * chunks * passes * share)
+    _add(terms, "direct_" + precision, rows_out * wo * passes * factor * share)
+    _add(terms, "direct_tap_" + precision, rows_out * wo * taps * factor * share)
+    if sw == 1:
+        _add(terms, "direct_fill", items * strip * share)
+    else:
+        _add(terms, "direct_gather", items * strip / itemsize * share)
+    maps = (g.height + g.padding[0] + g.padding[1] + g.width + g.padding[2] + g.padding[3]) * 8
+    return Work(terms, maps + strip * min(threads, items))
+
+
+def _gemm_terms(terms, count, m, n, k, dtype, share):
+    """``count`` BLAS calls C(m x n) += A(m x k) @ B(k x n)."""
+    itemsize = dtype.itemsize
+    name, factor = GEMM_DTYPE_COST[dtype.kind, itemsize]
+    _add(terms, "gemm_call", count * share)
+    _add(terms, name, count * m * n * k * factor * share)
+    _add(terms, "gemm_a", count * m * k * itemsize * share)
+    _add(terms, "gemm_b", count * n * k * itemsize * share)
+    _add(terms, "gemm_c", count * m * n * itemsize * share)
+
+
+def im2col_work(geometry, threads, budget, constants):
+    """fastconv/_run_im2col.py: 1x1 layers as GEMMs on the input; otherwise (image, group, tile)
+    items, each setting its output tile to the bias, then per chunk of input channels an unfold
+    into the slot's column buffer and one GEMM per band of kernel rows."""
+    g = geometry
+    itemsize = g.dtype.itemsize
+    cg = g.channels // g.groups
+    kg = g.out_channels // g.groups
+    terms = {"im2col_call": 1.0}
+    if threads > 1:
+        terms["launch"] = 1.0
+    if is_pointwise(g):
+        pixels = g.height * g.width
+        tile = max(1, TILE_BYTES // ((cg + kg) * itemsize))
+        wanted = -(-ITEMS_PER_THREAD * threads // (g.batch * g.groups))
+        tile = min(tile, -(-pixels // wanted))
+        per_image = -(-pixels // tile)
+        items = g.batch * g.groups * per_image
+        share = _parallel_share(items, threads, constants)
+        _add(terms, "unfold", g.batch * g.out_channels * pixels * itemsize * share)
+        _gemm_terms(terms, items, pixels / per_image, kg, cg, g.dtype, share)
+        return Work(terms, 0)
+
+    terms["unfold_call"] = 1.0
+    band = choose_band(g)
+    if fixed_bytes(g, band) > budget // 2:
+        band = g.kernel_height
+    tiling = unfolded_tiling(g, threads, budget, band)
+    ho, wo = g.out_height, g.out_width
+    blocks = -(-ho // tiling.rows) * -(-wo // tiling.width)
+    items = g.batch * g.groups * blocks
+    share = _parallel_share(items, threads, constants)
+    pixels = ho * wo / blocks
+    rows = ho / -(-ho // tiling.rows)
+    width = wo / -(-wo // tiling.width)
+    chunks = -(-cg // tiling.chunk)
+    depth = cg / chunks
+    bands = g.kernel_height // band
+    buffer_rows = tiling.phases * (rows + tiling.extra_rows)
+    unfolded = depth * band * g.kernel_width * buffer_rows * width
+    _add(terms, "unfold", items * (kg * pixels + chunks * unfolded) * itemsize * share)
+    _gemm_terms(terms, items * chunks * bands, pixels, kg, depth * band * g.kernel_width, g.dtype,
+                share)
+    cols = 1
+    for n in tiling.cols_shape(g):
+        cols *= n
+    phases = 1
+    for n in tiling.phases_shape(g):
+        phases *= n
+    return Work(terms, fixed_bytes(g, band) + (cols + phases) * itemsize)
+
+
+def fft_work(geometry, threads, budget, constants):
+    """fastconv/_run_fft.py: the runner's own tiling (``plan_tiles``) and its estimate of one
+    item, split into transforms, channel sums and the rest so that each part is calibrated.
+    Assumes a zero fill value and cached kernel spectra (a repeated call with the same weights:
+    a first call also transforms the weights, ``K * C / groups`` more transforms)."""
+    g = geometry
+    tiling = plan_tiles(g, threads, budget, True)
+    itemsize, parts = fft_sizes(g)
+    points = tiling.lh * tiling.lw
+    bins = tiling.lh * (tiling.lw // 2 + 1)
+    csize = 2 * itemsize
+    c_in = g.channels * parts
+    k_out = g.out_channels * parts
+    cg = c_in // g.groups
+    kg = k_out // g.groups
+    nb = tiling.images_per_item
+    tiles = (-(-((g.out_height - 1) * g.stride[0] + 1) // tiling.vh)
+             * -(-((g.out_width - 1) * g.stride[1] + 1) // tiling.vw))
+    items = -(-g.batch // nb) * tiles
+    spill = 1 + fft_model.SPILL_PER_DOUBLING * max(
+        0.0, math.log2(bins * csize / fft_model.CACHE_BYTES))
+    transform = (fft_model.FFT_NS[itemsize] * points * math.log2(points) * spill
+                 + fft_model.CALL_NS)
+    spectra_bytes = k_out * cg * bins * csize
+    item_bytes = points * itemsize + nb * (c_in + kg) * bins * csize + 2 * bins * csize
+    other = (fft_model.ITEM_NS + nb * c_in * points * fft_model.GATHER_NS
+             + nb * k_out * tiling.vh * tiling.vw * fft_model.SCATTER_NS)
+    if spectra_bytes > fft_model.L2_BYTES:
+        other += spectra_bytes / fft_model.BYTES_PER_NS
+    if item_bytes > fft_model.L2_BYTES:
+        other += 2 * item_bytes / fft_model.BYTES_PER_NS
+    workers = min(threads, tiling.workers)
+    share = 1e-9 * -(-items // max(1, min(workers, items)))
+    if workers > 1 and items > 1:
+        share /= constants.parallel
+    terms = {"fft_call": 1.0}
+    if threads > 1:
+        terms["launch"] = 1.0
+    terms["fft_f32" if itemsize == 4 else "fft_f64"] = share * nb * (c_in + k_out) * transform
+    terms["fft_mac"] = share * nb * k_out * cg * bins * fft_model.MAC_NS[itemsize]
+    terms["fft_other"] = share * other
+    maps = (g.height + g.padding[0] + g.padding[1] + g.width + g.padding[2] + g.padding[3]) * 8
+    return Work(terms, tiling.workspace_bytes + maps)
+
+
+# Strategy name -> its model. A registered strategy missing here has an unknown cost.
+MODELS = {
+    "direct": direct_work,
+    "im2col": im2col_work,
+    "fft": fft_work,
+}
+
+# Strategies that round integer results (exact only while the values stay small, which the shapes
+# cannot tell): 'auto' does not pick them for integer data, so its results stay exact.
+ROUNDS_INTEGERS = frozenset({"fft"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-user cache file: calibrated constants and method="measure" winners
+
+FORMAT = 1
+_lock = threading.Lock()
+_constants = None
+
+
+def cpu_model():
+    """CPU model name and LLVM's name for the host CPU (the cache file's key)."""
+    import platform
+
+    import llvmlite.binding
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model} ({llvmlite.binding.get_host_cpu_name()})"
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def cache_path():
+    """The cache file of this CPU model and fastconv version, in ``$FASTCONV_CACHE_DIR`` or the
+    platform's user cache directory."""
+    directory = os.environ.get("FASTCONV_CACHE_DIR")
+    if not directory:
+        import platformdirs
+
+        directory = platformdirs.user_cache_dir("fastconv")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu_model()).strip("-").lower()
+    return os.path.join(directory, f"machine-{slug}-v{_version()}.json")
+
+
+def _warn(path, reason):
+    warnings.warn(f"fastconv: ignoring the cache file {path}: {reason}. Using the shipped "
+                  "defaults; `python -m fastconv calibrate` rewrites it.", RuntimeWarning,
+                  stacklevel=2)
+
+
+def _parse(text, path, warn):
+    """The cache file's content when it is valid for this CPU and version, else None."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        if warn:
+            _warn(path, f"not valid JSON ({error})")
+        return None
+    expected = {"format": FORMAT, "fastconv": _version(), "cpu": cpu_model()}
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in expected.items()):
+        if warn:
+            _warn(path, f"written for another format, version or CPU (expected {expected})")
+        return None
+    return data
+
+
+def read_cache(warn=True):
+    """The cache file as a dict (empty when it is missing, unreadable, corrupt or stale; the last
+    three with a RuntimeWarning when ``warn``)."""
+    path = cache_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        if warn:
+            _warn(path, str(error))
+        return {}
+    return _parse(text, path, warn) or {}
+
+
+def update_cache(change):
+    """Apply ``change(data)`` to the cache file's content under a lock, then replace the file
+    atomically (temporary file + ``os.replace``), so a reader never sees a partial file and
+    concurrent writers never corrupt it. Returns the written path."""
+    path = cache_path()
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    with _lock, _file_lock(path + ".lock"):
+        data = read_cache(warn=False)
+        data.update(format=FORMAT, fastconv=_version(), cpu=cpu_model())
+        change(data)
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    return path
+
+
+class _file_lock:
+    """An exclusive lock on ``path`` between processes (POSIX ``flock``; where that is missing,
+    only the atomic replace protects the file, so a concurrent update may be lost, never torn)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+
+
+def constants_from(data, path):
+    """MachineConstants from a cache file's ``constants`` entry, or None (with a warning) when the
+    entry is missing fields, has unknown ones or holds non-positive numbers."""
+    entry = data.get("constants")
+    if entry is None:
+        return None
+    names = {f.name for f in fields(MachineConstants)} - {"source"}
+    if not isinstance(entry, dict) or set(entry) != names or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
+        for v in entry.values()
+    ) or not entry["parallel"] > 0:
+        _warn(path, "its constants do not match this version's cost model (missing, unknown or "
+              "negative values)")
+        return None
+    source = f"calibrated {data.get('calibrated', '')}".strip()
+    return MachineConstants(source=source, **{k: float(v) for k, v in entry.items()})
+
+
+def machine_constants():
+    """The constants in force: the calibrated ones from the cache file when it holds valid ones,
+    else :data:`DEFAULTS`. Read once per process (see :func:`set_machine_constants`)."""
+    global _constants
+    if _constants is None:
+        data = read_cache()
+        loaded = constants_from(data, cache_path()) if data else None
+        _constants = loaded or DEFAULTS
+    return _constants
+
+
+def set_machine_constants(constants):
+    """Use ``constants`` from now on (None: read the cache file again at the next plan)."""
+    global _constants
+    _constants = constants
+
+
+def save_constants(constants, when):
+    """Write ``constants`` into the cache file (keeping its measured winners)."""
+    values = {k: v for k, v in asdict(constants).items() if k != "source"}
+
+    def change(data):
+        data["constants"] = values
+        data["calibrated"] = when
+
+    path = update_cache(change)
+    set_machine_constants(replace(constants, source=f"calibrated {when}"))
+    return path

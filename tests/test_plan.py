@@ -1,0 +1,387 @@
+"""The planner: plans are pure and explain themselves, every candidate runs and matches the
+oracle, declined strategies are never picked, the cache file survives corruption and concurrent
+writers, and method='measure' returns what the method it picked returns."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from oracle import assert_close, reference_conv2d
+
+import fastconv
+from fastconv import _cost, _measure, _plan
+from fastconv._methods import REGISTRY, Method
+from fastconv._validate import conv2d_problem
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name: (input shape, weight shape, options)
+PROBLEMS = {
+    "image-64x80-k5": ((64, 80), (5, 5), dict(padding=2)),
+    "image-40x40-k15-even": ((40, 40), (14, 15), dict(padding="same")),
+    "layer-16ch-3x3": ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1)),
+    "layer-1x1": ((2, 32, 9, 7), (8, 32, 1, 1), {}),
+    "layer-depthwise": ((2, 8, 10, 10), (8, 1, 3, 3), dict(padding=1, groups=8)),
+    "layer-strided-dilated": ((1, 4, 21, 19), (6, 4, 3, 5), dict(stride=2, dilation=(2, 1))),
+}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Every test reads and writes its own cache directory, with fresh in-memory state."""
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("FASTCONV_PERSIST", raising=False)
+    _cost.set_machine_constants(None)
+    _measure.clear()
+    yield
+    _cost.set_machine_constants(None)
+    _measure.clear()
+
+
+def _plan_of(name, dtype=np.float64, **extra):
+    input_shape, weight_shape, options = PROBLEMS[name]
+    return fastconv.plan(input_shape, weight_shape, dtype=dtype, **options, **extra)
+
+
+def test_plan_is_a_pure_function_of_its_inputs():
+    for name in PROBLEMS:
+        first = _plan_of(name, np.float32, threads=1)
+        _plan._cache.clear()
+        second = _plan_of(name, np.float32, threads=1)
+        assert first == second and first is not second
+        assert hash(first) == hash(second)
+        assert {first: name}[second] == name
+        assert first != _plan_of(name, np.float64, threads=1)
+
+
+def test_plan_lists_every_strategy_and_explains_the_choice():
+    plan = _plan_of("layer-16ch-3x3", np.float32)
+    assert [c.method for c in plan.candidates] == list(fastconv.METHODS)
+    assert plan.method in fastconv.METHODS and plan.threads <= plan.max_threads
+    chosen = plan.candidate(plan.method)
+    runnable = [c for c in plan.candidates if c.declined is None and c.seconds is not None]
+    assert chosen.seconds == min(c.seconds for c in runnable)
+    text = repr(plan)
+    for method in fastconv.METHODS:
+        assert f" {method} " in text
+    assert f"> {plan.method} " in text and f"Chosen: {plan.method}" in text
+    assert "(2, 16, 12, 12) * (16, 16, 3, 3) -> (2, 16, 12, 12) float32" in text
+    assert plan.reason in text and "constants: shipped defaults" in text
+
+
+def test_forced_method_plan_and_auto_calls_use_the_planner():
+    plan = _plan_of("image-64x80-k5", method="direct")
+    assert plan.method == "direct" and plan.reason == "requested"
+    problem, _ = conv2d_problem(np.ones((64, 80)), np.ones((5, 5)), None, 1, 2, 1, 1, "zeros")
+    auto = _plan_of("image-64x80-k5", threads=2)
+    assert _plan.make_plan(problem.geometry, "auto", 2) == auto
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_every_candidate_runs_and_matches_the_oracle(name, dtype, rng):
+    input_shape, weight_shape, options = PROBLEMS[name]
+    plan = _plan_of(name, dtype)
+    x = rng.standard_normal(input_shape).astype(dtype)
+    w = rng.standard_normal(weight_shape).astype(dtype)
+    g = plan.geometry
+    reference = dict(stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups)
+    x4 = x.reshape(g.batch, g.channels, g.height, g.width)
+    w4 = w.reshape(g.out_channels, -1, g.kernel_height, g.kernel_width)
+    expected = reference_conv2d(x4, w4, **reference).reshape(fastconv.conv2d(x, w, **options,
+                                                                             method=plan).shape)
+    scale = reference_conv2d(abs(x4), abs(w4), **reference).reshape(expected.shape)
+    ran = 0
+    for candidate in plan.candidates:
+        if candidate.declined is not None:
+            continue
+        got = fastconv.conv2d(x, w, **options, method=candidate.method)
+        assert_close(got, expected, scale, dtype, candidate.method)
+        ran += 1
+    assert ran >= 2
+    assert_close(fastconv.conv2d(x, w, **options, method=plan), expected, scale, dtype,
+                 plan.method)
+
+
+def test_plan_with_other_shapes_or_threads_is_refused():
+    plan = fastconv.plan((1, 3, 16, 16), (4, 3, 3, 3), padding=1, threads=1)
+    x, w = np.ones((1, 3, 16, 16)), np.ones((4, 3, 3, 3))
+    assert fastconv.conv2d(x, w, padding=1, method=plan).shape == (1, 4, 16, 16)
+    with pytest.raises(ValueError, match=r"`method` must be a Plan made for this call's problem; "
+                                         r"the plan differs in height 16 != 17"):
+        fastconv.conv2d(np.ones((1, 3, 17, 16)), w, padding=1, method=plan)
+    with pytest.raises(ValueError, match=r"differs in padding \(1, 1, 1, 1\) != \(0, 0, 0, 0\)"):
+        fastconv.conv2d(x, w, method=plan)
+    with pytest.raises(ValueError, match=r"differs in dtype float64 != float32"):
+        fastconv.conv2d(x.astype(np.float32), w.astype(np.float32), padding=1, method=plan)
+    with pytest.raises(ValueError, match=r"`threads` must be None or 1 \(the plan's thread "
+                                         r"limit\) when `method` is a Plan; got 2"):
+        fastconv.conv2d(x, w, padding=1, method=plan, threads=2)
+    image = fastconv.plan((16, 16), (3, 3), padding="full", threads=1)
+    got = fastconv.correlate2d(np.ones((16, 16)), np.ones((3, 3)), "full", method=image)
+    assert got.shape == (18, 18) and got[5, 5] == 9.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(input_shape=(1, 2, 8)), ValueError, r"`weight_shape` must be of shape "
+                                                  r"\(out_channels, 1, kh, kw\)"),
+        (dict(input_shape=(8,)), ValueError, r"`input_shape` must be 2-D \(H, W\), 3-D"),
+        (dict(input_shape=(1, 1, 8, -8)), ValueError, r"`input_shape` must be a tuple of "
+                                                      r"positive ints; got \(1, 1, 8, -8\)"),
+        (dict(input_shape=(1, 1, 8.0, 8)), TypeError, r"`input_shape` must be a tuple of ints"),
+        (dict(input_shape=8), TypeError, r"`input_shape` must be a tuple of ints; got 8"),
+        (dict(weight_shape=(3, 3)), ValueError, r"`weight_shape` must be 4-D"),
+        (dict(dtype="U3"), TypeError, r"`dtype` must be numeric .*got <U3"),
+        (dict(dtype="no-such-type"), TypeError, r"`dtype` must be a NumPy dtype"),
+        (dict(method="fastest"), ValueError, r"`method` must be 'auto' or one of \('direct'"),
+        (dict(method="measure"), ValueError, r"`method` must be 'auto' or one of"),
+        (dict(threads=0), ValueError, r"`threads` must be between 1 and"),
+        (dict(groups=3), ValueError, r"`groups` must be a positive divisor"),
+        (dict(stride=0), ValueError, r"`stride` must be >= 1"),
+        (dict(padding="half"), ValueError, r"`padding` must be"),
+        (dict(padding_mode="mirror"), ValueError, r"`padding_mode` must be one of"),
+        (dict(weight_shape=(2, 2, 9, 9)), ValueError, r"`weight` must be no larger"),
+    ],
+)
+def test_plan_argument_errors(kwargs, error, match):
+    arguments = dict(input_shape=(1, 2, 8, 8), weight_shape=(2, 2, 3, 3)) | kwargs
+    with pytest.raises(error, match=match):
+        fastconv.plan(**arguments)
+
+
+def test_method_and_persist_errors():
+    x, w = np.ones((6, 6)), np.ones((3, 3))
+    with pytest.raises(ValueError, match=r"`method` must be 'auto' or one of \('direct'.*, "
+                                         r"'measure' or a fastconv.Plan; got 'best'"):
+        fastconv.conv2d(x, w, method="best")
+    with pytest.raises(ValueError, match=r"`persist` must be None, or True or False with "
+                                         r"method='measure'; got True with method='auto'"):
+        fastconv.conv2d(x, w, persist=True)
+    with pytest.raises(ValueError, match=r"`persist` must be None, or True or False"):
+        fastconv.correlate2d(x, w, method="measure", persist="yes")
+
+
+def _register(monkeypatch, name, declines, model=None):
+    def run(problem, threads):
+        return REGISTRY["direct"].run(problem, threads)
+
+    registry = dict(REGISTRY)
+    registry[name] = Method(name=name, run=run, declines=declines, summary="test strategy")
+    monkeypatch.setattr(_plan, "REGISTRY", registry)
+    models = dict(_cost.MODELS)
+    if model is not None:
+        models[name] = model
+    monkeypatch.setattr(_plan, "MODELS", models)
+    _plan._cache.clear()
+
+
+def test_a_declining_strategy_is_never_chosen(monkeypatch):
+    def only_3x3(geometry):
+        if (geometry.kernel_height, geometry.kernel_width) != (3, 3):
+            return "3x3 kernels only"
+        return None
+
+    def free(geometry, threads, budget, constants):
+        return _cost.Work({}, 0)  # estimated at 0 s: the fastest wherever it runs
+
+    _register(monkeypatch, "only3x3", only_3x3, free)
+    assert fastconv.plan((32, 32), (3, 3)).method == "only3x3"
+    plan = fastconv.plan((32, 32), (5, 5))
+    assert plan.method != "only3x3"
+    assert plan.candidate("only3x3").declined == "3x3 kernels only"
+    assert "only3x3" in repr(plan) and "declines: 3x3 kernels only" in repr(plan)
+    with pytest.raises(ValueError, match=r"`method` 'only3x3' cannot run this problem: 3x3 "
+                                         r"kernels only"):
+        _plan.make_plan(plan.geometry, "only3x3", 1)
+
+
+def test_a_strategy_without_cost_model_is_chosen_only_when_nothing_else_runs(monkeypatch):
+    _register(monkeypatch, "unmodelled", lambda geometry: None)
+    plan = fastconv.plan((2, 4, 16, 16), (4, 4, 3, 3))
+    assert plan.method != "unmodelled" and plan.candidate("unmodelled").seconds is None
+    assert "not estimated: unmodelled" in plan.reason and "unknown" in repr(plan)
+    registry = {name: replace(method, declines=lambda geometry: "no")
+                for name, method in _plan.REGISTRY.items() if name != "unmodelled"}
+    monkeypatch.setattr(_plan, "REGISTRY", registry | {"unmodelled": _plan.REGISTRY["unmodelled"]})
+    _plan._cache.clear()
+    assert fastconv.plan((2, 4, 16, 16), (4, 4, 3, 3)).method == "unmodelled"
+
+
+def test_integer_data_never_goes_to_a_rounding_strategy():
+    image = np.arange(200 * 200).reshape(200, 200) % 7
+    kernel = np.ones((41, 41), np.int64)
+    geometry = conv2d_problem(image, kernel, None, 1, 0, 1, 1, "zeros")[0].geometry
+    integer = replace(geometry, dtype=np.dtype(np.int64))
+    floating = _plan.make_plan(geometry, "auto", 1)
+    assert floating.method in _cost.ROUNDS_INTEGERS  # the large kernel favours FFT for floats
+    plan = _plan.make_plan(integer, "auto", 1)
+    assert plan.method not in _cost.ROUNDS_INTEGERS and "rounds integer results" in plan.reason
+    got = fastconv.correlate2d(image, kernel, "valid")
+    np.testing.assert_array_equal(got, fastconv.correlate2d(image, kernel, "valid",
+                                                            method="direct"))
+
+
+def test_constants_round_trip_through_the_cache_file(tmp_path):
+    fitted = replace(_cost.DEFAULTS, direct_pass=3e-8, gemm_f32=1e-11, fft_mac=1.7)
+    path = _cost.save_constants(fitted, "2026-01-01 00:00 UTC")
+    assert os.path.dirname(path) == str(tmp_path)
+    _cost.set_machine_constants(None)
+    loaded = _cost.machine_constants()
+    assert loaded == replace(fitted, source="calibrated 2026-01-01 00:00 UTC")
+    plan = fastconv.plan((64, 64), (3, 3))
+    assert "constants: calibrated 2026-01-01" in repr(plan)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[1, 2]", "written for another format, version or CPU"),
+        (None, "written for another format, version or CPU"),
+        ("constants", "do not match this version's cost model"),
+    ],
+)
+def test_corrupt_or_stale_cache_file_warns_and_falls_back_to_defaults(content, reason):
+    _cost.save_constants(replace(_cost.DEFAULTS, launch=1.0), "now")
+    path = _cost.cache_path()
+    with open(path) as f:
+        data = json.load(f)
+    if content is None:
+        text = json.dumps(data | {"fastconv": "0.0.1"})
+    elif content == "constants":
+        text = json.dumps(data | {"constants": data["constants"] | {"launch": -1}})
+    else:
+        text = content
+    with open(path, "w") as f:
+        f.write(text)
+    _cost.set_machine_constants(None)
+    with pytest.warns(RuntimeWarning, match=reason):
+        assert _cost.machine_constants() is _cost.DEFAULTS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the measured winners' read warns too
+        out = fastconv.conv2d(np.ones((9, 9)), np.ones((3, 3)), method="measure", persist=True)
+    assert out.shape == (7, 7)
+    with open(path) as f:
+        assert json.load(f)["measured"]  # the update replaced the bad content
+
+
+def test_concurrent_writers_leave_a_valid_file(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        from fastconv import _cost
+        writer = sys.argv[1]
+        for i in range(25):
+            def change(data, i=i):
+                data.setdefault("measured", {})[f"{writer}-{i}"] = {"method": "direct",
+                                                                    "threads": 1}
+            _cost.update_cache(change)
+        """)
+    env = os.environ | {"FASTCONV_CACHE_DIR": str(tmp_path)}
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(n)], cwd=ROOT, env=env)
+               for n in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in writers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        measured = _cost.read_cache()["measured"]
+    assert len(measured) == 100
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_measure_returns_what_its_winner_returns(rng, monkeypatch):
+    x = rng.standard_normal((2, 8, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    got = fastconv.conv2d(x, w, padding=1, method="measure", threads=1)
+    ((key, (method, threads)),) = _measure._winners.entries.items()
+    assert "2x8x24x24*8x8x3x3 float32" in key and threads == 1
+    np.testing.assert_array_equal(got, fastconv.conv2d(x, w, padding=1, method=method,
+                                                       threads=1))
+
+    def no_timing(problem, threads):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(_measure, "measure", no_timing)
+    again = fastconv.conv2d(x, w, padding=1, method="measure", threads=1)
+    np.testing.assert_array_equal(again, got)
+    assert not os.path.exists(_cost.cache_path())  # persist is off by default
+
+
+def test_measure_times_every_runnable_strategy_without_compilation(rng):
+    problem, _ = conv2d_problem(rng.standard_normal((1, 4, 20, 20)), np.ones((4, 4, 5, 5)),
+                                None, 1, 2, 1, 1, "zeros")
+    out, method, threads, timings = _measure.measure(problem, 1)
+    plan = _plan.make_plan(problem.geometry, "auto", 1)
+    assert set(timings) == {c.method for c in plan.candidates if c.declined is None}
+    assert timings[method] == min(timings.values())
+    assert max(timings.values()) < 0.5  # a compilation (~1 s or more) would show
+
+
+def test_persisted_winner_is_used_by_the_next_process(rng, tmp_path):
+    image = rng.standard_normal((30, 40))
+    got = fastconv.correlate2d(image, np.ones((4, 4)), "same", method="measure", persist=True)
+    measured = _cost.read_cache()["measured"]
+    ((key, entry),) = measured.items()
+    assert set(entry) == {"method", "threads", "seconds"} and entry["method"] in entry["seconds"]
+    code = textwrap.dedent("""
+        import numpy as np, fastconv
+        from fastconv import _measure
+
+        def no_timing(problem, threads):
+            raise AssertionError("measured again")
+
+        _measure.measure = no_timing
+        image = np.random.default_rng(0).standard_normal((30, 40))
+        out = fastconv.correlate2d(image, np.ones((4, 4)), "same", method="measure")
+        print(out.shape, len(_measure._winners))
+        """)
+    env = os.environ | {"FASTCONV_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(30,", "40)", "1"]
+    assert got.shape == (30, 40)
+
+
+def test_persist_by_environment_switch(monkeypatch):
+    monkeypatch.setenv("FASTCONV_PERSIST", "1")
+    fastconv.convolve2d(np.ones((12, 12)), np.ones((3, 3)), method="measure")
+    assert len(_cost.read_cache()["measured"]) == 1
+
+
+def test_measure_is_thread_safe_and_bounded(rng, monkeypatch):
+    monkeypatch.setattr(_measure._winners, "size", 3)
+    images = [rng.standard_normal((20 + n, 20)) for n in range(6)]
+    kernel = rng.standard_normal((3, 3))
+    expected = [fastconv.correlate2d(image, kernel, method="direct", threads=1)
+                for image in images]
+    results = {}
+    errors = []
+
+    def worker(index):
+        try:
+            for _ in range(3):
+                for n in range(index % 2, len(images), 2):
+                    out = fastconv.correlate2d(images[n], kernel, method="measure", threads=1)
+                    results.setdefault(n, []).append(out)
+        except Exception as error:  # reported below with the thread's context
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(_measure._winners) <= 3
+    for n, outs in results.items():
+        for out in outs:
+            np.testing.assert_allclose(out, expected[n], rtol=1e-12, atol=1e-12)
