@@ -20,7 +20,7 @@ import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 from . import _run_fft as fft_model
-from ._kernels.direct import COLUMN_CHUNK
+from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
 from ._run_fft import plan_tiles
@@ -184,13 +184,15 @@ class Work:
 
 def direct_work(geometry, threads, budget, constants):
     """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
-    each output channel and row, passes of four taps over 512-column chunks."""
+    each output channel, passes of up to five taps over 512-element chunks of each output row,
+    or, for short rows, of the whole block as one flat range (then copied out)."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
     ho, wo = g.out_height, g.out_width
     taps = cg * g.kernel_height * g.kernel_width
-    passes = -(-taps // 4)
+    first = taps - 4 * ((taps - 2) // 4) if taps > 1 else 1
+    passes = 1 + (taps - first) // 4
     rows_out = g.batch * g.out_channels * ho
     chunks = -(-wo // COLUMN_CHUNK)
     block = block_rows(g, threads)
@@ -206,9 +208,16 @@ def direct_work(geometry, threads, budget, constants):
     terms = {"direct_call": 1.0}
     if threads > 1:
         terms["launch"] = 1.0
-    _add(terms, "direct_pass", rows_out * chunks * passes * share)
-    _add(terms, "direct_" + precision, rows_out * wo * passes * factor * share)
-    _add(terms, "direct_tap_" + precision, rows_out * wo * taps * factor * share)
+    if g.stride[0] == 1 and wo < FLAT_BELOW:
+        pitch = sw * wq
+        ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)
+        _add(terms, "direct_pass", ranges * passes * share)
+        _add(terms, "direct_" + precision, rows_out * pitch * (passes + 1) * factor * share)
+        _add(terms, "direct_tap_" + precision, rows_out * pitch * taps * factor * share)
+    else:
+        _add(terms, "direct_pass", rows_out * chunks * passes * share)
+        _add(terms, "direct_" + precision, rows_out * wo * passes * factor * share)
+        _add(terms, "direct_tap_" + precision, rows_out * wo * taps * factor * share)
     if sw == 1:
         _add(terms, "direct_fill", items * strip * share)
     else:

@@ -317,3 +317,12 @@ def test_threads_do_not_change_the_result(monkeypatch, rng):
     one = fastconv.conv2d(x, w, padding="same", method="fft", threads=1)
     two = fastconv.conv2d(x, w, padding="same", method="fft", threads=2)
     np.testing.assert_array_equal(one, two)
+
+
+def test_next_fast_len_matches_scipy():
+    from scipy.fft import next_fast_len as scipy_next_fast_len
+
+    from fastconv._run_fft import next_fast_len
+
+    for n in [*range(1, 3000), 4097, 65537, 1_000_003]:
+        assert next_fast_len(n) == scipy_next_fast_len(n, real=True), n
