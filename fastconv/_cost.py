@@ -102,14 +102,16 @@ class MachineConstants:
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
 # while other processes loaded both cores (so the timings are ~1.5x slow and noisy), with the
-# terms that least squares left at 0 set to small plausible values; the threading constants are
-# the quiet-machine numbers of ../shared/notes/algorithms.md section 2.3. Re-fit on a quiet
-# machine and paste the printed table here.
+# terms that least squares left at 0 set to small plausible values. The launch and per-call
+# constants were re-measured by `python -m fastconv calibrate` on the quiet machine (2026-11-21:
+# launch 2.1 us; calls 5.3 us direct, 12 us im2col, 14 us unfold, 21 us fft): with the busy-machine
+# values (8 and 28 us) 'auto' ran small images on one thread, up to 1.8x slower than on two.
+# `parallel` stays at 0.85: the quiet fit (0.51) came from one memory-bound problem.
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
-    launch=8e-6,
+    launch=2.1e-6,
     parallel=0.85,
-    direct_call=28e-6,
+    direct_call=5.3e-6,
     direct_pass=14e-9,
     direct_f32=0.06e-9,
     direct_f64=0.1e-9,
@@ -117,8 +119,8 @@ DEFAULTS = MachineConstants(
     direct_tap_f64=0.028e-9,
     direct_fill=0.07e-9,
     direct_gather=1.1e-9,
-    im2col_call=20e-6,
-    unfold_call=30e-6,
+    im2col_call=12e-6,
+    unfold_call=14e-6,
     unfold=0.045e-9,
     gemm_call=3e-6,
     gemm_f32=0.02e-9,
@@ -126,7 +128,7 @@ DEFAULTS = MachineConstants(
     gemm_a=0.01e-9,
     gemm_b=0.13e-9,
     gemm_c=0.02e-9,
-    fft_call=50e-6,
+    fft_call=21e-6,
     fft_f32=1.7,
     fft_f64=1.2,
     fft_mac=2.0,
