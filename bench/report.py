@@ -281,8 +281,9 @@ def update_readme(readme, report):
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     folder = os.path.relpath(report.parent, readme.parent)
+    body = report.read_text().removeprefix("## Performance\n")  # the README has the heading
     body = re.sub(r"!\[([^]]*)\]\(([^)/]+\.png)\)", lambda m: f"![{m[1]}]({folder}/{m[2]})",
-                  report.read_text())
+                  body)
     readme.write_text(f"{head}{README_START}\n{body.strip()}\n{README_END}{tail}")
 
 
