@@ -20,6 +20,7 @@ import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 from . import _run_fft as fft_model
+from ._jit import cache_dir_setting
 from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
@@ -343,10 +344,6 @@ MODELS = {
     "fft": fft_work,
 }
 
-# Strategies that round integer results (exact only while the values stay small, which the shapes
-# cannot tell): 'auto' does not pick them for integer data, so its results stay exact.
-ROUNDS_INTEGERS = frozenset({"fft"})
-
 
 # ---------------------------------------------------------------------------------------------
 # The per-user cache file: calibrated constants and method="measure" winners
@@ -383,8 +380,8 @@ def _version():
 def cache_path():
     """The cache file of this CPU model and fastconv version, in ``$FASTCONV_CACHE_DIR`` or the
     platform's user cache directory."""
-    directory = os.environ.get("FASTCONV_CACHE_DIR")
-    if not directory:
+    directory = cache_dir_setting()
+    if directory is None:
         import platformdirs
 
         directory = platformdirs.user_cache_dir("fastconv")

@@ -12,7 +12,6 @@ Measurements run one at a time, so two threads measuring at once do not slow eac
 timings; looking up a known winner takes no lock but the map's own.
 """
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from collections import OrderedDict
 from numba.core import event
 
 from ._cost import read_cache, update_cache
+from ._jit import persist_setting
 from ._methods import REGISTRY
 from ._plan import make_plan
 from ._threads import numba_threads
@@ -80,7 +80,7 @@ def problem_key(geometry, threads, budget):
 def persist_default():
     """Whether winners are written to the cache file when the call does not say
     (``FASTCONV_PERSIST=1``)."""
-    return os.environ.get("FASTCONV_PERSIST", "") not in ("", "0")
+    return persist_setting()
 
 
 def _persisted_winner(key, geometry, threads):

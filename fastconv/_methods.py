@@ -23,6 +23,9 @@ class Method:
     declines: Callable[[Geometry], str | None]
     """Why the strategy cannot run a geometry, or None when it can."""
     summary: str
+    rounds_integers: bool = False
+    """Integer results are rounded from floating point: exact only while values stay small,
+    which shapes cannot tell, so 'auto' does not pick the strategy for integer data."""
 
 
 def _never(geometry):
@@ -52,6 +55,7 @@ REGISTRY: dict[str, Method] = {
         summary="Overlap-save tiles transformed by DUCC0 inside one parallel Numba kernel, channel "
         "sums per frequency, cached kernel spectra, bounded workspace. Every feature and dtype "
         "(integers rounded). Best for large kernels (about 13x13 and up).",
+        rounds_integers=True,
     ),
 }
 

@@ -26,4 +26,5 @@ def index_maps(geometry):
     """
     top, bottom, left, right = geometry.padding
     mode = geometry.padding_mode
-    return _axis_map(geometry.height, top, bottom, mode), _axis_map(geometry.width, left, right, mode)
+    rows = _axis_map(geometry.height, top, bottom, mode)
+    return rows, _axis_map(geometry.width, left, right, mode)

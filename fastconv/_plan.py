@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ._cost import MODELS, ROUNDS_INTEGERS, evaluate, machine_constants
+from ._cost import MODELS, evaluate, machine_constants
 from ._methods import REGISTRY
 from ._validate import Geometry
 from ._workspace import get_workspace_budget
@@ -131,9 +131,9 @@ def _choose(candidates, method, dtype):
     runnable = [c for c in candidates if c.declined is None]
     skipped = ""
     if dtype.kind in "iu":
-        rounding = [c.method for c in runnable if c.method in ROUNDS_INTEGERS]
+        rounding = [c.method for c in runnable if REGISTRY[c.method].rounds_integers]
         if rounding and len(rounding) < len(runnable):
-            runnable = [c for c in runnable if c.method not in ROUNDS_INTEGERS]
+            runnable = [c for c in runnable if not REGISTRY[c.method].rounds_integers]
             skipped = f"; not {', '.join(rounding)}: rounds integer results"
     known = sorted((c for c in runnable if c.seconds is not None), key=lambda c: c.seconds)
     if not known:

@@ -222,9 +222,9 @@ def test_integer_data_never_goes_to_a_rounding_strategy():
     geometry = conv2d_problem(image, kernel, None, 1, 0, 1, 1, "zeros")[0].geometry
     integer = replace(geometry, dtype=np.dtype(np.int64))
     floating = _plan.make_plan(geometry, "auto", 1)
-    assert floating.method in _cost.ROUNDS_INTEGERS  # the large kernel favours FFT for floats
+    assert REGISTRY[floating.method].rounds_integers  # the large kernel favours FFT for floats
     plan = _plan.make_plan(integer, "auto", 1)
-    assert plan.method not in _cost.ROUNDS_INTEGERS and "rounds integer results" in plan.reason
+    assert not REGISTRY[plan.method].rounds_integers and "rounds integer results" in plan.reason
     got = fastconv.correlate2d(image, kernel, "valid")
     np.testing.assert_array_equal(got, fastconv.correlate2d(image, kernel, "valid",
                                                             method="direct"))
