@@ -63,3 +63,11 @@ def inline_helper(func):
         boundscheck=False,
         inline="always",
     )(func)
+
+
+def serial_function(func):
+    """Compile a serial function that Python code calls on small arrays, where NumPy's per-call
+    overhead would dominate (the planner's searches). Strict IEEE arithmetic: its results decide
+    between candidates, so they must not depend on vectorisation."""
+    return numba.njit(cache=CACHE_ENABLED, nogil=True, error_model="numpy",
+                      boundscheck=False)(func)

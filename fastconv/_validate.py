@@ -8,6 +8,7 @@ planner and the runners read. Every user-facing error is raised here, following 
 
 import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -52,23 +53,23 @@ class Geometry:
     padding_mode: str
     dtype: np.dtype
 
-    @property
+    @cached_property
     def out_height(self) -> int:
         top, bottom = self.padding[:2]
         span = self.dilation[0] * (self.kernel_height - 1) + 1
         return (self.height + top + bottom - span) // self.stride[0] + 1
 
-    @property
+    @cached_property
     def out_width(self) -> int:
         left, right = self.padding[2:]
         span = self.dilation[1] * (self.kernel_width - 1) + 1
         return (self.width + left + right - span) // self.stride[1] + 1
 
-    @property
+    @cached_property
     def out_shape(self) -> tuple[int, int, int, int]:
         return (self.batch, self.out_channels, self.out_height, self.out_width)
 
-    @property
+    @cached_property
     def macs(self) -> int:
         """Multiply-adds of the direct sum."""
         per_output = (self.channels // self.groups) * self.kernel_height * self.kernel_width
