@@ -12,8 +12,8 @@ prints the worst ten problems and the summary; it does not fail on timings.
 Every strategy that can run a problem is timed on one thread and on the thread limit, straight
 through its runner (no argument checking, which is the same for every strategy and would hide
 differences on tiny problems); 'auto' is timed as planning (a memoised lookup) plus its run. Each
-is the minimum over runs after a warm-up run, in two rounds so that a burst of load spoils at most
-one round. A strategy whose estimated time exceeds SKIP_FACTOR times the measured 'auto' time and
+is the minimum over runs after a warm-up run; the runs of all of a problem's series are
+interleaved, one call of each in turn, so that a burst of load slows them alike. A strategy whose estimated time exceeds SKIP_FACTOR times the measured 'auto' time and
 SKIP_SECONDS is not timed (the table says so): it cannot be the fastest unless the model is off by
 that factor. The file also benchmarks planning itself (cached and new shapes).
 """
@@ -36,10 +36,10 @@ from fastconv._workspace import get_workspace_budget
 
 SKIP_FACTOR = 20
 SKIP_SECONDS = 1.0
-ROUNDS = 2
 SECONDS_PER_ROUND = 0.15
-MIN_RUNS = 2
-MAX_RUNS = 20
+MIN_RUNS = 3
+MAX_RUNS = 30
+SECONDS_PER_SERIES = 0.3
 TARGETS = {"median": 1.05, "share_within_1.15": 0.90, "worst": 1.5}
 
 # Single images, correlate2d semantics: (height, width, kernel height, kernel width, mode).
@@ -141,6 +141,25 @@ def _min_time(run, best):
     return best
 
 
+def _interleaved_minimum(series, best):
+    """Time every series in turn, one call each, round after round, so that a slow spell of the
+    machine (another process, a clock change) hits them alike rather than whichever was being
+    timed then; a series stops after MIN_RUNS calls once it has spent SECONDS_PER_SERIES, or
+    after MAX_RUNS calls. Lowers ``best[key]`` to each series' minimum."""
+    spent = dict.fromkeys(series, 0.0)
+    for count in range(MAX_RUNS):
+        running = [key for key in series
+                   if count < MIN_RUNS or spent[key] <= SECONDS_PER_SERIES]
+        if not running:
+            return
+        for key in running:
+            start = time.perf_counter()
+            series[key]()
+            seconds = time.perf_counter() - start
+            best[key] = min(best[key], seconds)
+            spent[key] += seconds
+
+
 def measure_regret(problem, threads):
     """Times of 'auto' and of every (strategy, thread count); returns the record of one problem."""
     g = problem.geometry
@@ -184,9 +203,7 @@ def measure_regret(problem, threads):
             series[key] = run
     best = {key: float("inf") for key in series}
     best["auto"] = t_auto
-    for _ in range(ROUNDS):
-        for key, run in series.items():
-            best[key] = _min_time(run, best[key])
+    _interleaved_minimum(series, best)
     methods = {key: t for key, t in best.items() if key != "auto"}
     fastest = min(methods, key=methods.get)
     return {

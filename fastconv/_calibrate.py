@@ -56,6 +56,8 @@ def _problems():
             _geometry(4, 64, 20, 64, 3, dtype, padding=1, groups=64),  # depthwise, short rows
             _geometry(1, 8, 120, 12, 5, dtype, stride=2, padding=2),  # strided, channels
             _geometry(2, 3, 140, 4, 3, dtype, dilation=2),  # dilated
+            _geometry(2, 4, 72, 8, 5, dtype, padding=2),  # channels: many passes per output
+            _geometry(4, 16, 24, 16, 3, dtype, padding=1),  # more channels, short rows
             _geometry(1, 1, 16, 1, 3, dtype),  # tiny: the fixed cost
         ]
     im2col = []

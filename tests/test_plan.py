@@ -4,6 +4,7 @@ writers, and method='measure' returns what the method it picked returns."""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,22 @@ def test_plan_is_a_pure_function_of_its_inputs():
         assert hash(first) == hash(second)
         assert {first: name}[second] == name
         assert first != _plan_of(name, np.float64, threads=1)
+
+
+def test_a_pickled_plan_hashes_like_a_fresh_one_in_another_process():
+    plan = _plan_of("layer-16ch-3x3", np.float32, threads=1)
+    hash(plan)  # caches the geometry's hash in this process
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    # The geometry's padding_mode is a string, whose hash is salted per process: a hash cached
+    # here and pickled would be wrong there.
+    script = textwrap.dedent(f"""
+        import pickle, sys
+        plan = pickle.loads({pickle.dumps(plan)!r})
+        fresh = type(plan.geometry)(**{{name: getattr(plan.geometry, name)
+                                         for name in plan.geometry.__dataclass_fields__}})
+        sys.exit(0 if hash(plan.geometry) == hash(fresh) else 1)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_plan_lists_every_strategy_and_explains_the_choice():
