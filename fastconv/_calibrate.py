@@ -4,7 +4,8 @@ strategies on this machine, and store them in the per-user cache file.
 Every strategy with a cost model is timed on a fixed set of small problems (a few milliseconds
 each, chosen to separate the terms of its model: short and long rows, few and many taps and
 channels, strides, float32 and float64), on one thread. Its constants are then the non-negative
-least-squares fit of the model's terms to those timings, weighted by 1/time so that small and
+least-squares fit of the model's terms to those timings (constants it shares with a strategy
+fitted before it, such as the GEMM's, keep that fit), weighted by 1/time so that small and
 large problems count alike (the planner's mistakes cost in ratios, not in seconds). The two
 threading constants come from one small and one large direct problem timed on one thread and on
 all of them.
@@ -86,7 +87,18 @@ def _problems():
             _geometry(1, 4, 100, 4, 13, dtype, stride=2, padding=6),  # strided
             _geometry(1, 1, 24, 1, 9, dtype),  # tiny: the fixed cost
         ]
-    return {"direct": direct, "im2col": im2col, "fft": fft}
+    winograd = []
+    for dtype in ("float32", "float64"):
+        winograd += [
+            _geometry(2, 64, 28, 64, 3, dtype, padding=1),  # ResNet-like
+            _geometry(1, 128, 10, 256, 3, dtype, padding=1),  # short rows, many channels
+            _geometry(4, 16, 48, 16, 3, dtype, padding=1),  # few channels: the transforms
+            _geometry(1, 32, 90, 8, 3, dtype, padding=1),  # few output channels
+            _geometry(2, 48, 21, 48, 3, dtype),  # odd sizes, unpadded
+            _geometry(4, 32, 16, 32, 3, dtype, padding=1, groups=4),  # groups
+            _geometry(1, 8, 8, 8, 3, dtype, padding=1),  # tiny: the fixed costs
+        ]
+    return {"direct": direct, "im2col": im2col, "fft": fft, "winograd": winograd}
 
 
 def _problem(geometry, rng):
@@ -119,16 +131,17 @@ def _time(method, problems, threads):
     return best
 
 
-def fit(rows, seconds, names):
-    """Non-negative least squares of ``seconds`` on the term tables ``rows``, relative error.
-    Returns {name: value} for ``names``."""
+def fit(rows, seconds, names, known):
+    """Non-negative least squares of ``seconds`` on the term tables ``rows``, relative error,
+    after the ``known`` seconds of each row (its terms fitted before). Returns {name: value} for
+    ``names``."""
     from scipy.optimize import nnls
 
     a = np.array([[row.get(name, 0.0) for name in names] for row in rows])
     t = np.asarray(seconds)
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
-    solution, _ = nnls(a / scale / t[:, None], np.ones(len(t)))
+    solution, _ = nnls(a / scale / t[:, None], 1 - np.asarray(known) / t)
     return dict(zip(names, solution / scale, strict=True))
 
 
@@ -137,12 +150,17 @@ def calibrate(threads, report=print):
     rng = np.random.default_rng(0)
     constants = DEFAULTS
     budget = 64 * 2**20
+    fitted = set()
     for method, geometries in _problems().items():
         started = time.perf_counter()
         seconds = _time(method, [_problem(g, rng) for g in geometries], 1)
         rows = [MODELS[method](g, 1, budget, constants).terms for g in geometries]
-        names = sorted({name for row in rows for name in row})
-        values = fit(rows, seconds, names)
+        # Constants shared with a strategy fitted before (the GEMM's) keep that fit.
+        names = sorted({name for row in rows for name in row} - fitted)
+        known = [evaluate({k: v for k, v in row.items() if k in fitted}, constants)
+                 for row in rows]
+        values = fit(rows, seconds, names, known)
+        fitted.update(names)
         constants = replace(constants, **values)
         errors = [evaluate(row, constants) / t for row, t in zip(rows, seconds, strict=True)]
         report(f"{method}: {len(rows)} problems in {time.perf_counter() - started:.1f} s; "

@@ -33,6 +33,8 @@ from ._run_im2col import (
     is_pointwise,
     unfolded_tiling,
 )
+from ._run_winograd import fixed_bytes as winograd_fixed_bytes
+from ._run_winograd import plan_tiling as winograd_tiling
 
 # ---------------------------------------------------------------------------------------------
 # Machine constants
@@ -86,6 +88,14 @@ class MachineConstants:
     when a tile has few pixels."""
     gemm_c: float
     """One byte of the GEMM's output tile, read and written once per call (beta = 1)."""
+    winograd_call: float
+    """Fixed cost of one Winograd call (tiling, index maps, buffers)."""
+    winograd_weights: float
+    """One weight transformed (9 in, 16 out)."""
+    winograd_in: float
+    """One transformed input value written (16 per tile and input channel)."""
+    winograd_out: float
+    """One tile of one output channel transformed back (4 outputs)."""
     fft_call: float
     """Fixed cost of one FFT call (tiling, weight digest, index maps)."""
     fft_f32: float
@@ -129,6 +139,10 @@ DEFAULTS = MachineConstants(
     gemm_a=0.01e-9,
     gemm_b=0.13e-9,
     gemm_c=0.02e-9,
+    winograd_call=34e-6,
+    winograd_weights=16e-9,
+    winograd_in=0.35e-9,
+    winograd_out=7.7e-9,
     fft_call=21e-6,
     fft_f32=1.7,
     fft_f64=1.2,
@@ -337,11 +351,44 @@ def fft_work(geometry, threads, budget, constants):
     return Work(terms, tiling.workspace_bytes + maps)
 
 
+def winograd_work(geometry, threads, budget, constants):
+    """fastconv/_run_winograd.py: the weight transform, then (group, tile rows, tile columns)
+    items, each transforming its input tiles (one spare tile per row), 16 GEMMs and the inverse
+    transform."""
+    g = geometry
+    cg = g.channels // g.groups
+    kg = g.out_channels // g.groups
+    tiling = winograd_tiling(g, threads, budget)
+    tiles_w = (g.out_width + 1) // 2
+    tile_rows = g.batch * ((g.out_height + 1) // 2)
+    row_blocks = -(-tile_rows // tiling.rows)
+    col_blocks = -(-tiles_w // tiling.cols)
+    items = g.groups * row_blocks * col_blocks
+    share = _parallel_share(items, threads, constants)
+    tiles = tile_rows * (tiles_w + col_blocks) / (row_blocks * col_blocks)
+    terms = {"winograd_call": 1.0}
+    if threads > 1:
+        terms["launch"] = 1.0
+    _add(terms, "winograd_weights",
+         g.out_channels * cg * _parallel_share(g.out_channels, threads, constants))
+    _add(terms, "winograd_in", items * 16 * cg * tiles * share)
+    _add(terms, "winograd_out", items * kg * tiles * share)
+    _gemm_terms(terms, items * 16, tiles, kg, cg, g.dtype, share)
+    workspace = 1
+    for shape in tiling.buffer_shapes(g):
+        count = 1
+        for n in shape:
+            count *= n
+        workspace += count
+    return Work(terms, winograd_fixed_bytes(g) + workspace * g.dtype.itemsize)
+
+
 # Strategy name -> its model. A registered strategy missing here has an unknown cost.
 MODELS = {
     "direct": direct_work,
     "im2col": im2col_work,
     "fft": fft_work,
+    "winograd": winograd_work,
 }
 
 

@@ -37,37 +37,38 @@ def persist_setting():
     return os.environ.get("FASTCONV_PERSIST", "") not in ("", "0")
 
 
+def _compile(func, fastmath=True, **options):
+    """numba.njit with the options every fastconv function shares: cached, GIL-free, NumPy's
+    error model, no bounds checks, and (``fastmath``) the fast-math flags above."""
+    if fastmath:
+        options["fastmath"] = set(FASTMATH_FLAGS)
+    return numba.njit(cache=CACHE_ENABLED, nogil=True, error_model="numpy", boundscheck=False,
+                      **options)(func)
+
+
 def parallel_kernel(func):
     """Compile ``func`` as a parallel, cached, GIL-free kernel.
 
     Numba's cache key ignores jit options (numba/numba#6845), so each Python function must be
-    compiled with exactly one option set: this factory is the only one kernels use.
+    compiled with exactly one option set: kernels use only this factory.
     """
-    return numba.njit(
-        parallel=True,
-        cache=CACHE_ENABLED,
-        nogil=True,
-        fastmath=set(FASTMATH_FLAGS),
-        error_model="numpy",
-        boundscheck=False,
-    )(func)
+    return _compile(func, parallel=True)
 
 
 def inline_helper(func):
-    """Compile a small helper that kernels call (inlined by LLVM; same fastmath flags)."""
-    return numba.njit(
-        cache=CACHE_ENABLED,
-        nogil=True,
-        fastmath=set(FASTMATH_FLAGS),
-        error_model="numpy",
-        boundscheck=False,
-        inline="always",
-    )(func)
+    """Compile a small helper that kernels call (inlined by Numba at every call site)."""
+    return _compile(func, inline="always")
+
+
+def loop_helper(func):
+    """Compile a helper that holds one vectorisable loop and is called from many places in a
+    kernel: compiled once per signature and called, rather than inlined by Numba at every call
+    site (which multiplies the kernel's compile time), at the cost of a call per loop."""
+    return _compile(func)
 
 
 def serial_function(func):
     """Compile a serial function that Python code calls on small arrays, where NumPy's per-call
     overhead would dominate (the planner's searches). Strict IEEE arithmetic: its results decide
     between candidates, so they must not depend on vectorisation."""
-    return numba.njit(cache=CACHE_ENABLED, nogil=True, error_model="numpy",
-                      boundscheck=False)(func)
+    return _compile(func, fastmath=False)

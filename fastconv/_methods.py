@@ -12,6 +12,8 @@ from ._run_fft import declines as fft_declines
 from ._run_fft import run_fft
 from ._run_im2col import declines as im2col_declines
 from ._run_im2col import run_im2col
+from ._run_winograd import declines as winograd_declines
+from ._run_winograd import run_winograd
 from ._validate import Geometry, Problem
 
 
@@ -56,6 +58,14 @@ REGISTRY: dict[str, Method] = {
         "sums per frequency, cached kernel spectra, bounded workspace. Every feature and dtype "
         "(integers rounded). Best for large kernels (about 13x13 and up).",
         rounds_integers=True,
+    ),
+    "winograd": Method(
+        name="winograd",
+        run=run_winograd,
+        declines=winograd_declines,
+        summary="Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs instead of 36; Numba "
+        "transforms around 16 BLAS GEMMs per block of tiles. 3x3 stride-1 layers, float32 and "
+        "float64. Best for 3x3 layers with many channels.",
     ),
 }
 

@@ -4,10 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
-from oracle import assert_close, reference_conv2d
+from oracle import assert_close, declined, reference_conv2d
 
 import fastconv
-from fastconv._validate import parse_padding
+from fastconv._validate import conv2d_problem, parse_padding
 
 # name: (input shape, weight shape, groups)
 SHAPES = {
@@ -51,8 +51,16 @@ def test_matches_oracle(method, dtype, case, padding_mode, rng):
     bias = rng.standard_normal(weight_shape[0]).astype(dtype)
     checked = 0
     for padding, stride, dilation, pad in _options(weight_shape, input_shape):
-        got = fastconv.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation,
-                              groups=groups, padding_mode=padding_mode, method=method)
+        checked += 1
+        call = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    padding_mode=padding_mode, method=method)
+        geometry = conv2d_problem(x, w, bias, stride, padding, dilation, groups,
+                                  padding_mode)[0].geometry
+        if declined(method, geometry):
+            with pytest.raises(ValueError, match=f"`method` '{method}' cannot run this problem"):
+                fastconv.conv2d(x, w, bias, **call)
+            continue
+        got = fastconv.conv2d(x, w, bias, **call)
         options = dict(stride=stride, padding=pad, dilation=dilation, groups=groups,
                        padding_mode=padding_mode)
         expected = reference_conv2d(x, w, bias, **options)
@@ -62,7 +70,6 @@ def test_matches_oracle(method, dtype, case, padding_mode, rng):
         except AssertionError as error:
             raise AssertionError(f"padding={padding} stride={stride} dilation={dilation}: "
                                  f"{error}") from None
-        checked += 1
     assert checked >= 10
 
 

@@ -104,6 +104,8 @@ def test_integer_wraparound_like_scipy():
 def test_swapped_complex_valid_is_the_true_correlation(method, rng):
     small = _random(rng, (3, 4), np.complex128)
     big = _random(rng, (6, 9), np.complex128)
+    if declined(method, scipy_problem(small, big, "valid", "fill", 0, False)[0].geometry):
+        pytest.skip(f"{method} declines complex data")
     got = fastconv.correlate2d(small, big, "valid", method=method)
     expected = signal.correlate(small, big, "valid", method="direct")
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

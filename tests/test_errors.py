@@ -47,7 +47,7 @@ W = np.ones((3, 2, 3, 3))
         (dict(padding_mode="mirror"), ValueError, r"`padding_mode` must be one of \('zeros', "
                                                   r"'reflect', 'replicate', 'circular', "
                                                   r"'symmetric'\); got 'mirror'"),
-        (dict(method="winograd"), ValueError, r"`method` must be 'auto' or one of \('direct'"),
+        (dict(method="winograd4x4"), ValueError, r"`method` must be 'auto' or one of \('direct'"),
         (dict(threads=0), ValueError, r"`threads` must be between 1 and NUMBA_NUM_THREADS"),
         (dict(threads=10**6), ValueError, r"`threads` must be between 1 and"),
         (dict(threads=2.0), TypeError, r"`threads` must be None or a positive int; got 2.0"),

@@ -1,0 +1,137 @@
+"""Runner of the Winograd strategy: which layers it takes, the tile blocks within the workspace
+budget, the weight transform, the kernel, and the exact fallback for non-finite data."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels.winograd import correlate_winograd, transform_weights
+from ._padding import index_maps
+from ._run_direct import run_direct
+from ._run_im2col import _largest
+from ._threads import blas_threads
+from ._workspace import get_workspace_budget
+
+# Bytes of V and M buffers per thread. 64->64 3x3 on 56x56 fp32, one thread: the 16 GEMMs on
+# blocks of 448 tiles (3.5 MiB) ran 3x faster than on all 6272 tiles of the batch at once.
+BLOCK_BYTES = 4 * 2**20
+# Aim for at least this many work items per thread so static scheduling balances, while the
+# GEMMs keep at least MIN_TILES columns (BLAS packs the weights on every call).
+ITEMS_PER_THREAD = 4
+MIN_TILES = 256
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How the Winograd strategy splits one problem: items of ``rows`` tile rows (over the
+    images of the batch) by ``cols`` tile columns, each transformed with one spare tile per row
+    (the kernel's loops then run over whole rows)."""
+
+    rows: int  # tile rows per work item
+    cols: int  # tile columns per work item (all of them unless rows == 1)
+    slots: int  # buffers, one per thread
+
+    @property
+    def tiles(self):
+        """GEMM columns per item: the tiles and the spare tile of each row."""
+        return self.rows * (self.cols + 1)
+
+    def buffer_shapes(self, geometry):
+        """Shapes of the weight transform's scratch, then of the kernel's rows, parts,
+        scratch, V and M buffers."""
+        g = geometry
+        width = self.cols + 1
+        return ((self.slots, 21, g.channels // g.groups),
+                (self.slots, 2 * ((g.out_width + 1) // 2) + 2),
+                (self.slots, 4, (2 * self.rows + 1) * width + 2),
+                (self.slots, 8, self.tiles + 2),
+                (self.slots, 16, g.channels // g.groups, self.tiles),
+                (self.slots, 16, g.out_channels // g.groups, self.tiles))
+
+
+def _slot_bytes(geometry, rows, cols):
+    """Bytes of one slot's buffers."""
+    total = 0
+    for shape in Tiling(rows, cols, 1).buffer_shapes(geometry):
+        count = 1
+        for n in shape:
+            count *= n
+        total += count
+    return total * geometry.dtype.itemsize
+
+
+def fixed_bytes(geometry):
+    """Workspace besides the per-thread buffers: the transformed weights and the index maps."""
+    g = geometry
+    weights = 16 * g.out_channels * (g.channels // g.groups) * g.dtype.itemsize
+    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
+    return weights + maps
+
+
+def declines(geometry):
+    """Winograd F(2x2, 3x3) computes 3x3 stride-1 undilated layers of float data, with its
+    transformed weights within the workspace budget."""
+    g = geometry
+    if g.dtype.kind in "iub":
+        return "integer data: Winograd runs on float32 and float64 only; use 'direct'"
+    if g.dtype.kind != "f":
+        return "complex data: Winograd runs on float32 and float64 only; use 'direct' or 'im2col'"
+    if (g.kernel_height, g.kernel_width, g.stride, g.dilation) != (3, 3, (1, 1), (1, 1)):
+        return "it computes only 3x3 kernels with stride 1 and dilation 1"
+    budget = get_workspace_budget()
+    if fixed_bytes(g) + _slot_bytes(g, 1, 1) > budget:
+        return (f"its transformed weights and buffers do not fit the workspace budget of "
+                f"{budget / 2**20:.1f} MiB; raise it with fastconv.set_workspace_budget")
+    return None
+
+
+def plan_tiling(geometry, threads, budget):
+    """Items of about BLOCK_BYTES of buffers per thread (the GEMMs stay wide and their operands
+    cache-resident), smaller when that leaves a thread fewer than ITEMS_PER_THREAD items (but
+    not below MIN_TILES GEMM columns), all within ``budget``."""
+    g = geometry
+    tiles_w = (g.out_width + 1) // 2
+    tile_rows = g.batch * ((g.out_height + 1) // 2)
+    slots = max(1, min(threads, g.groups * tile_rows))
+    room = max(budget - fixed_bytes(g), 0)
+    while slots > 1 and slots * _slot_bytes(g, 1, 1) > room:
+        slots -= 1
+    wide = _slot_bytes(g, -(-MIN_TILES // (tiles_w + 1)), tiles_w)
+    per_slot = min(room // slots, max(BLOCK_BYTES, wide))
+    if _slot_bytes(g, 1, tiles_w) > per_slot:
+        cols = _largest(lambda n: _slot_bytes(g, 1, n) <= per_slot, tiles_w)
+        return Tiling(1, max(cols, 1), slots)
+    rows = _largest(lambda n: _slot_bytes(g, n, tiles_w) <= per_slot, tile_rows)
+    balanced = -(-tile_rows * g.groups // (ITEMS_PER_THREAD * threads))
+    least = -(-MIN_TILES // (tiles_w + 1))
+    return Tiling(max(1, min(rows, max(balanced, least))), tiles_w, slots)
+
+
+def run_winograd(problem, threads):
+    """Correlate ``problem`` (a 3x3 stride-1 layer) with Winograd F(2x2, 3x3) on ``threads``
+    Numba threads (already set), each calling a single-threaded BLAS. Non-finite inputs,
+    weights or fill value are recomputed by the direct strategy: the transforms would turn an
+    infinity into NaN in outputs where the direct sum has the infinity."""
+    g = problem.geometry
+    if not (np.isfinite(problem.w).all() and np.isfinite(problem.fill).all()):
+        return run_direct(problem, threads)
+    tiling = plan_tiling(g, threads, get_workspace_budget())
+    cg, kg = g.channels // g.groups, g.out_channels // g.groups
+    weight_scratch, rows_buf, parts, scratch, v_shape, m_shape = tiling.buffer_shapes(g)
+    u = np.empty((g.groups, 16, kg, cg), g.dtype)
+    transform_weights(problem.w, g.groups, np.empty(weight_scratch, g.dtype), u)
+    rows, cols = index_maps(g)
+    out = np.empty(g.out_shape, g.dtype)
+    checks = np.zeros(tiling.slots, g.dtype)
+    with blas_threads(1):
+        correlate_winograd(
+            problem.x, u, problem.bias, rows, cols, g.padding[2], problem.fill, tiling.rows,
+            tiling.cols, np.empty(rows_buf, g.dtype), np.empty(parts, g.dtype),
+            np.empty(scratch, g.dtype), np.empty(v_shape, g.dtype), np.empty(m_shape, g.dtype),
+            np.empty((tiling.slots, 6), np.int32), np.empty((tiling.slots, 2), g.dtype),
+            np.array([ord("N")], np.uint8), checks, out,
+        )
+    if not np.isfinite(checks).all():
+        return run_direct(problem, threads)
+    return out
+
