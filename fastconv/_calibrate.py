@@ -25,8 +25,8 @@ from ._validate import Geometry, Problem
 # Each problem is timed in ROUNDS rounds over all of a strategy's problems (so that a burst of
 # load from another process spoils one round of every problem rather than every run of one), each
 # round spending up to SECONDS_PER_ROUND on it; the minimum over all runs is kept.
-ROUNDS = 3
-SECONDS_PER_ROUND = 0.015
+ROUNDS = 5
+SECONDS_PER_ROUND = 0.03
 MAX_RUNS = 10
 # A parallel launch this slow means other processes hold the cores (idle: 4-30 us, depending on
 # the threading layer; the omp layer stalls ~8 ms per launch under contention).
@@ -185,13 +185,16 @@ def _threading(constants, threads, rng, report):
                "looks busy (another process on the cores), so the threading constants keep "
                "their defaults; calibrate again on an idle machine")
         return constants
-    single = times[large][0]
-    work = MODELS["direct"](large, threads, budget, replace(constants, parallel=1.0))
-    parallel_part = evaluate(work.terms, replace(constants, parallel=1.0, launch=launch))
-    fixed = constants.direct_call + launch
-    # Measured parallel time = fixed + (ideal parallel part) / parallel.
-    measured = times[large][1]
-    parallel = (parallel_part - fixed) / max(measured - fixed, 1e-9)
+    single, measured = times[large]
+    # The model's share of the work that the slowest thread does (imbalance included, perfect
+    # speed), applied to the measured one-thread work: the rest of the two-thread time is the
+    # per-thread slowdown. Ratios of the model, not its absolute work, which may be off.
+    ideal = replace(constants, parallel=1.0, launch=launch)
+    fixed_one = constants.direct_call
+    fixed_many = constants.direct_call + launch
+    share = ((evaluate(MODELS["direct"](large, threads, budget, ideal).terms, ideal) - fixed_many)
+             / (evaluate(MODELS["direct"](large, 1, budget, ideal).terms, ideal) - fixed_one))
+    parallel = (single - fixed_one) * share / max(measured - fixed_many, 1e-9)
     parallel = min(max(parallel, 0.3), 1.0)
     report(f"threads: launch {launch * 1e6:.1f} us, parallel efficiency {parallel:.2f} "
            f"({single * 1e3:.2f} ms on 1 thread, {measured * 1e3:.2f} ms on {threads})")

@@ -39,6 +39,25 @@ def test_direct_fp32_hot_loop_uses_packed_fma():
     assert int(out.split()[-1]) >= 8
 
 
+def test_winograd_fp32_transforms_are_vectorised():
+    # Every loop of the transforms is one helper: its packed subtractions on ymm/zmm show that
+    # LLVM vectorised them.
+    out = _run(
+        """
+        import re, numpy as np, fastconv
+        from fastconv._kernels.winograd import _combine
+        fastconv.conv2d(np.ones((1, 4, 20, 20), np.float32), np.ones((4, 4, 3, 3), np.float32),
+                        method="winograd")
+        for signature in _combine.signatures:  # one per literal sign
+            asm = _combine.inspect_asm(signature)
+            print(len(re.findall(r"v(?:sub|add|fmadd\\w+)ps\\s[^\\n]*%[yz]mm", asm)))
+        """,
+        FASTCONV_NO_CACHE="1",
+    )
+    counts = [int(n) for n in out.split()]
+    assert len(counts) == 2 and min(counts) >= 2, counts
+
+
 def test_second_process_loads_kernels_from_cache(tmp_path):
     code = """
         import numpy as np, fastconv
