@@ -20,6 +20,11 @@ from ._workspace import get_workspace_budget
 # pool (~4-30 us per launch on the reference machine, depending on the threading layer) costs more
 # than it saves.
 SERIAL_MACS = 2**19
+# From this many multiply-adds (about 0.1 ms of work) a strategy's one-thread estimate is not
+# worked out, which halves planning a new shape: with a parallel efficiency above one half, more
+# than one work item makes the model's time at the limit the shorter, and a single item costs
+# one launch (~1-2 us) more, a negligible difference at this size.
+PARALLEL_MACS = 2**22
 # Plans remembered per process (least recently used dropped first); one plan is ~2 KB.
 CACHE_SIZE = 1024
 
@@ -113,7 +118,8 @@ def _candidate(name, geometry, max_threads, budget, constants):
         return Candidate(name, None, None, threads)
     best = None
     # One thread and the limit: a launch and the items' imbalance decide between them.
-    for threads in sorted({1, max_threads}):
+    counts = {max_threads} if geometry.macs >= PARALLEL_MACS else {1, max_threads}
+    for threads in sorted(counts):
         work = model(geometry, threads, budget, constants)
         seconds = evaluate(work.terms, constants)
         if best is None or seconds < best.seconds:
