@@ -13,9 +13,10 @@ Every strategy that can run a problem is timed on one thread and on the thread l
 through its runner (no argument checking, which is the same for every strategy and would hide
 differences on tiny problems); 'auto' is timed as planning (a memoised lookup) plus its run. Each
 is the minimum over runs after a warm-up run; the runs of all of a problem's series are
-interleaved, one call of each in turn, so that a burst of load slows them alike. A strategy whose estimated time exceeds SKIP_FACTOR times the measured 'auto' time and
-SKIP_SECONDS is not timed (the table says so): it cannot be the fastest unless the model is off by
-that factor. The file also benchmarks planning itself (cached and new shapes).
+interleaved, one call of each in turn, so that a burst of load slows them alike. A strategy whose
+estimated time exceeds SKIP_FACTOR times the measured 'auto' time and SKIP_SECONDS is not timed
+(the table says so): it cannot be the fastest unless the model is off by that factor. The file
+also benchmarks planning itself (cached and new shapes).
 """
 
 import itertools

@@ -75,6 +75,9 @@ def _problems():
             _geometry(1, 1, (200, 300), 1, 5, dtype),  # single channel: streaming the columns
             _geometry(1, 8, 8, 8, 3, dtype),  # tiny: the fixed costs
             _geometry(1, 8, 8, 8, 1, dtype),
+            _geometry(2, 32, 30, 64, 3, dtype, padding=1),  # implicit GEMM: few input channels
+            _geometry(1, 64, 16, 128, 5, dtype, padding=2),  # implicit GEMM: 5x5
+            _geometry(4, 128, 9, 64, 3, dtype),  # implicit GEMM: short rows, unpadded
         ]
     fft = []
     for dtype in ("float32", "float64"):

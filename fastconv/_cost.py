@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from . import _run_fft as fft_model
 from ._jit import cache_dir_setting
 from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW
+from ._kernels.gemm import ROWS as MICRO_ROWS
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
 from ._run_fft import plan_tiles
@@ -30,6 +31,8 @@ from ._run_im2col import (
     TILE_BYTES,
     choose_band,
     fixed_bytes,
+    implicit_fixed_bytes,
+    implicit_tiling,
     is_pointwise,
     unfolded_tiling,
 )
@@ -88,6 +91,10 @@ class MachineConstants:
     when a tile has few pixels."""
     gemm_c: float
     """One byte of the GEMM's output tile, read and written once per call (beta = 1)."""
+    implicit_f32: float
+    """One multiply-add of im2col's implicit GEMM (its own micro-kernel), float32."""
+    implicit_f64: float
+    """The same in float64."""
     winograd_call: float
     """Fixed cost of one Winograd call (tiling, index maps, buffers)."""
     winograd_weights: float
@@ -139,6 +146,8 @@ DEFAULTS = MachineConstants(
     gemm_a=0.01e-9,
     gemm_b=0.13e-9,
     gemm_c=0.02e-9,
+    implicit_f32=0.008e-9,
+    implicit_f64=0.016e-9,
     winograd_call=34e-6,
     winograd_weights=16e-9,
     winograd_in=0.35e-9,
@@ -278,6 +287,9 @@ def im2col_work(geometry, threads, budget, constants):
         return Work(terms, 0)
 
     terms["unfold_call"] = 1.0
+    implicit = implicit_tiling(g, threads, budget)
+    if implicit is not None:
+        return _implicit_work(g, implicit, terms, constants)
     band = choose_band(g)
     if fixed_bytes(g, band) > budget // 2:
         band = g.kernel_height
@@ -304,6 +316,34 @@ def im2col_work(geometry, threads, budget, constants):
     for n in tiling.phases_shape(g):
         phases *= n
     return Work(terms, fixed_bytes(g, band) + (cols + phases) * itemsize)
+
+
+def _implicit_work(geometry, tiling, terms, constants):
+    """im2col's implicit GEMM: per (image, group, row tile, channel block) item, a strip copy of
+    the padded input rows per chunk of channels, the micro-kernel over every padded-row pixel
+    (the kw - 1 past the output width included) and panel of channels, then the transposed
+    output tile; the weights packed once per call."""
+    g = geometry
+    itemsize = g.dtype.itemsize
+    cg = g.channels // g.groups
+    kg = g.out_channels // g.groups
+    ho = g.out_height
+    wp = g.width + g.padding[2] + g.padding[3]
+    halo = (g.kernel_height - 1) * g.dilation[0]
+    depth = cg * g.kernel_height * g.kernel_width
+    row_blocks = -(-ho // tiling.rows)
+    k_blocks = -(-kg // tiling.k_block)
+    items = g.batch * g.groups * row_blocks * k_blocks
+    share = _parallel_share(items, tiling.slots, constants)
+    rows = ho / row_blocks
+    pixels = -(-(rows * wp) // MICRO_ROWS) * MICRO_ROWS
+    strips = g.batch * g.groups * row_blocks * cg * (rows + halo) * wp
+    _add(terms, "unfold", (strips + g.batch * g.out_channels * ho * g.out_width) * itemsize
+         * share + g.out_channels * depth * itemsize)
+    _add(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
+         items * pixels * depth * tiling.k_block * share)
+    tiles = tiling.strips_shape(g)[1] + tiling.tiles_shape(g)[1] * tiling.tiles_shape(g)[2]
+    return Work(terms, implicit_fixed_bytes(g) + tiling.slots * tiles * itemsize)
 
 
 def fft_work(geometry, threads, budget, constants):

@@ -38,7 +38,6 @@ Non-finite values
 """
 
 import hashlib
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,9 +45,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._jit import serial_function
 from ._kernels.fft import add_non_finite_products, correlate_tiles, kernel_spectra
 from ._padding import index_maps
-from ._jit import serial_function
 from ._run_direct import run_direct
 from ._threads import numba_threads
 from ._workspace import get_workspace_budget

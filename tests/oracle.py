@@ -35,6 +35,30 @@ ELEMENTWISE_METHODS = ("direct", "im2col")
 WINOGRAD_FACTOR = 8
 
 
+def check_conv2d(method, x, w, bias, **options):
+    """fastconv.conv2d(method=...) with conv2d's ``options`` against the oracle."""
+    import fastconv
+    from fastconv._validate import int_pair, parse_padding
+
+    got = fastconv.conv2d(x, w, bias, method=method, **options)
+    stride = int_pair(options.get("stride", 1), "stride", 1)
+    dilation = int_pair(options.get("dilation", 1), "dilation", 1)
+    pad = parse_padding(options.get("padding", 0), w.shape[2:], stride, dilation)
+    reference = dict(stride=stride, padding=pad, dilation=dilation,
+                     groups=options.get("groups", 1),
+                     padding_mode=options.get("padding_mode", "zeros"))
+    expected = reference_conv2d(x, w, bias, **reference)
+    scale = reference_conv2d(abs(x), abs(w), abs(bias), **reference)
+    assert_close(got, expected, scale, x.dtype, method)
+
+
+def random_layer(rng, input_shape, weight_shape, dtype):
+    """Standard-normal input, weights and bias of a layer, in ``dtype``."""
+    return (rng.standard_normal(input_shape).astype(dtype),
+            rng.standard_normal(weight_shape).astype(dtype),
+            rng.standard_normal(weight_shape[0]).astype(dtype))
+
+
 def dilate(kernel, dilation):
     """Zero-insert ``dilation - 1`` samples between kernel taps (last two axes)."""
     dh, dw = dilation

@@ -11,12 +11,12 @@ import tracemalloc
 import numba
 import numpy as np
 import pytest
-from oracle import assert_close, reference_conv2d
+from oracle import check_conv2d, random_layer
 from threadpoolctl import ThreadpoolController
 
 import fastconv
 from fastconv import _run_im2col
-from fastconv._validate import Geometry, conv2d_problem, int_pair, parse_padding
+from fastconv._validate import Geometry, conv2d_problem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PADDING_MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
@@ -27,23 +27,14 @@ def _blas():
 
 
 def _check(x, w, bias, **options):
-    """conv2d(method='im2col') with ``options`` against the oracle."""
-    got = fastconv.conv2d(x, w, bias, method="im2col", **options)
-    kernel = w.shape[2:]
-    stride = int_pair(options.get("stride", 1), "stride", 1)
-    dilation = int_pair(options.get("dilation", 1), "dilation", 1)
-    pad = parse_padding(options.get("padding", 0), kernel, stride, dilation)
-    reference = dict(stride=stride, padding=pad, dilation=dilation,
-                     groups=options.get("groups", 1),
-                     padding_mode=options.get("padding_mode", "zeros"))
-    expected = reference_conv2d(x, w, bias, **reference)
-    scale = reference_conv2d(abs(x), abs(w), abs(bias), **reference)
-    assert_close(got, expected, scale, x.dtype, "im2col")
+    check_conv2d("im2col", x, w, bias, **options)
 
 
 @pytest.fixture(params=["im2col", "bands"])
 def layout(request, monkeypatch):
-    """Force the unfold layout: one deep GEMM per tile, or one GEMM per kernel row."""
+    """Force the unfold layout: one deep GEMM per tile, or one GEMM per kernel row (BLAS GEMMs:
+    the implicit GEMM has its tests in test_gemm.py)."""
+    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: False)
     if request.param == "im2col":
         monkeypatch.setattr(_run_im2col, "choose_band", lambda g: g.kernel_height)
     else:
@@ -70,9 +61,7 @@ LAYOUT_CASES = {
 def test_every_layout_matches_oracle(case, padding_mode, layout, rng):
     input_shape, weight_shape, options = LAYOUT_CASES[case]
     for dtype in (np.float32, np.float64):
-        x = rng.standard_normal(input_shape).astype(dtype)
-        w = rng.standard_normal(weight_shape).astype(dtype)
-        bias = rng.standard_normal(weight_shape[0]).astype(dtype)
+        x, w, bias = random_layer(rng, input_shape, weight_shape, dtype)
         _check(x, w, bias, padding_mode=padding_mode, **options)
 
 

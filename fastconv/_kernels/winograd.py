@@ -19,7 +19,6 @@ index maps (every padding mode); tiles past the output's last row or column read
 and their outputs are not written.
 """
 
-import numpy as np
 from numba import prange
 
 from .._blas import gemm

@@ -1,0 +1,275 @@
+"""The LLVM-IR GEMM micro-kernel (fastconv/_kernels/gemm.py) and the implicit-GEMM path of the
+im2col strategy that runs it (correlate_implicit): the kernel against NumPy at both vector
+widths, its register tile in the assembly, and the path against the oracle on edges (sizes not
+multiples of the tiles, every padding mode, dilation, groups, channel chunks, threads)."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numba
+import numpy as np
+import pytest
+from oracle import check_conv2d, random_layer
+
+import fastconv
+from fastconv import _run_im2col
+from fastconv._kernels import gemm
+from fastconv._validate import Geometry
+
+PADDING_MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+
+
+def _run_kernel(kernel, rows, vectors, lanes, depth, dtype, accumulate, rng):
+    """One call of ``kernel`` on random operands, and the expected C (float64)."""
+    width = vectors * lanes
+    x = rng.standard_normal(200 + depth * 7).astype(dtype)
+    offsets = rng.permutation(depth * 7)[:depth].astype(np.int64)
+    w = rng.standard_normal(depth * width + 3).astype(dtype)
+    ldc = width + 5
+    c = rng.standard_normal(rows * ldc + 9).astype(dtype)
+    before = c.copy()
+    kernel(depth, w, 3, x, 2, offsets, 0, c, 4, ldc, accumulate)
+    pixels = np.stack([x[2 + offsets + r] for r in range(rows)]).astype(np.float64)
+    update = pixels @ w[3:].reshape(depth, width).astype(np.float64)
+    expected = before.astype(np.float64)
+    tile = expected[4:4 + rows * ldc].reshape(rows, ldc)
+    tile[:, :width] = update + (tile[:, :width] if accumulate else 0)
+    return c, expected
+
+
+@pytest.mark.parametrize("accumulate", [0, 1])
+@pytest.mark.parametrize("depth", [1, 5, 96])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", [256, 512])
+def test_microkernel_matches_numpy(bits, dtype, depth, accumulate, rng):
+    """The 256-bit tile is what CPUs without AVX-512 compile: checked here too (AVX-512 hosts
+    run it)."""
+    if bits == 512 and gemm.VECTOR_BITS < 512:
+        pytest.skip("host without AVX-512")
+    rows, vectors = (6, 4) if bits == 512 else (6, 2)
+    kernel = gemm.make_microkernel(rows, vectors, bits)
+
+    @numba.njit
+    def call(depth, w, w_offset, x, x_offset, offsets, d0, c, c_offset, ldc, accumulate):
+        kernel(depth, w, w_offset, x, x_offset, offsets, d0, c, c_offset, ldc, accumulate)
+
+    lanes = bits // (8 * np.dtype(dtype).itemsize)
+    c, expected = _run_kernel(call, rows, vectors, lanes, depth, dtype, accumulate, rng)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * depth)
+
+
+def test_microkernel_keeps_its_tile_in_zmm_registers():
+    """24 packed FMAs on zmm registers per step and no stack traffic (spills) in the loop."""
+    if gemm.VECTOR_BITS < 512:
+        pytest.skip("host without AVX-512")
+
+    @numba.njit
+    def call(depth, w, x, offsets, c):
+        gemm.microkernel(depth, w, 0, x, 0, offsets, 0, c, 0, 64, 1)
+
+    call(2, np.ones(128, np.float32), np.ones(8, np.float32), np.zeros(2, np.int64),
+         np.zeros(384, np.float32))
+    asm = call.inspect_asm(call.signatures[0])
+    body = re.search(r"\nfastconv_gemm_f32_6x4_512:(.*?)\.Lfunc_end", asm, re.S).group(1)
+    loop = re.search(r"\n(\.LBB\w+):\n(.*?)\n\s*j\w+\s+\1\n", body, re.S).group(2)
+    assert len(re.findall(r"vfmadd\w+ps\s+[^\n]*%zmm", loop)) == 24
+    assert "rsp" not in loop
+
+
+def test_whole_path_at_256_bits():
+    """The implicit path as a CPU without AVX-512 compiles it (6 x 2 tile, 16-channel fp32
+    panels), in a subprocess that hides avx512f from gemm.py; without the cache, whose key is
+    the real host."""
+    code = """
+        import llvmlite.binding as binding
+        features = binding.get_host_cpu_features()
+        features["avx512f"] = False
+        binding.get_host_cpu_features = lambda: features
+        import numpy as np, fastconv
+        from fastconv._kernels import gemm
+        from fastconv import _run_im2col
+        from fastconv._validate import Geometry
+        assert (gemm.VECTOR_BITS, gemm.ROWS, gemm.VECTORS) == (256, 6, 2)
+        rng = np.random.default_rng(0)
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal((2, 20, 9, 13)).astype(dtype)
+            w = rng.standard_normal((32, 20, 3, 3)).astype(dtype)
+            geometry = Geometry(2, 20, 9, 13, 32, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1,
+                                "reflect", np.dtype(dtype))
+            assert _run_im2col.implicit_tiling(geometry, 1, 2**26) is not None
+            got = fastconv.conv2d(x, w, padding=1, padding_mode="reflect", method="im2col")
+            expected = fastconv.conv2d(x, w, padding=1, padding_mode="reflect", method="direct")
+            print(float(abs(got - expected).max() / abs(expected).max()))
+        """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, cwd=root, env=os.environ | {"FASTCONV_NO_CACHE": "1"},
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    errors = [float(line) for line in result.stdout.split()]
+    assert errors[0] < 1e-5 and errors[1] < 1e-12, errors
+
+
+def _check(x, w, bias, **options):
+    check_conv2d("im2col", x, w, bias, **options)
+
+
+@pytest.fixture
+def implicit(monkeypatch):
+    """Every stride-1 float layer takes the implicit GEMM (whatever implicit_pays measured), and
+    the calls are counted."""
+    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
+    calls = []
+    kernel = _run_im2col.correlate_implicit
+
+    def spy(*args):
+        calls.append(args[-1].shape)
+        return kernel(*args)
+
+    monkeypatch.setattr(_run_im2col, "correlate_implicit", spy)
+    return calls
+
+
+# name: (input shape, weight shape, options). Output channels 1, 5, 13, 70: partial weight
+# panels; widths 1, 7, 31: pixel tiles cut anywhere; dilation; wide padding (index maps).
+CASES = {
+    "same-3x3": ((2, 5, 9, 11), (13, 5, 3, 3), dict(padding="same")),
+    "valid-4x2": ((1, 3, 8, 10), (5, 3, 4, 2), dict(padding=0)),
+    "dilated-same": ((1, 4, 10, 9), (2, 4, 3, 3), dict(padding="same", dilation=(2, 3))),
+    "wide-padding": ((1, 2, 4, 5), (3, 2, 3, 2), dict(padding=((5, 6), (7, 3)))),
+    "width-1": ((2, 3, 7, 1), (70, 3, 3, 3), dict(padding=1)),
+    "one-row": ((1, 6, 1, 31), (1, 6, 1, 5), dict(padding=(0, 2))),
+}
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_implicit_gemm_matches_oracle(case, padding_mode, implicit, rng):
+    input_shape, weight_shape, options = CASES[case]
+    for dtype in (np.float32, np.float64):
+        x, w, bias = random_layer(rng, input_shape, weight_shape, dtype)
+        _check(x, w, bias, padding_mode=padding_mode, **options)
+    assert len(implicit) == 2
+
+
+def test_implicit_gemm_fill_value(implicit, rng):
+    """correlate2d's fillvalue is the constant of the padded strip."""
+    from scipy import signal
+
+    for dtype in (np.float32, np.float64):
+        image = rng.standard_normal((23, 17)).astype(dtype)
+        kernel = rng.standard_normal((4, 3)).astype(dtype)
+        got = fastconv.correlate2d(image, kernel, "full", fillvalue=2.5, method="im2col")
+        expected = signal.correlate2d(image, kernel, "full", fillvalue=2.5)
+        tolerance = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    assert len(implicit) == 2
+
+
+@pytest.mark.parametrize("groups", [2, 3, 6])
+def test_implicit_gemm_groups(groups, implicit, rng):
+    x = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((12, 6 // groups, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(12).astype(np.float32)
+    _check(x, w, bias, groups=groups, padding=1, padding_mode="replicate")
+    _check(x, w[:, :, :2], bias, groups=groups, padding="same", dilation=2)
+    assert len(implicit) == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("budget", [2**20, 2**22, 64 * 2**20])
+def test_implicit_gemm_under_small_budgets(budget, threads, implicit, rng):
+    """Rows too wide for all channels in a cached strip: channels in chunks, one output row per
+    tile; several threads, a batch of one."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("needs 2 Numba threads")
+    x = rng.standard_normal((2, 40, 5, 700)).astype(np.float32)
+    w = rng.standard_normal((72, 40, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(72).astype(np.float32)
+    geometry = Geometry(2, 40, 5, 700, 72, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
+                        np.dtype(np.float32))
+    tiling = _run_im2col.implicit_tiling(geometry, threads, budget)
+    assert tiling.chunk < 40 and tiling.rows == 1
+    with fastconv.workspace_budget(budget):
+        _check(x, w, bias, padding=1, padding_mode="reflect", threads=threads)
+        _check(x[:1], w, bias, padding=1, threads=threads)
+    assert len(implicit) == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2, 7])
+@pytest.mark.parametrize("budget", [2**16, 2**20, 64 * 2**20])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ((8, 64, 56, 56), (64, 64, 3, 3), (1, 1, 1, 1)),
+        ((1, 512, 7, 7), (512, 512, 3, 3), (1, 1, 1, 1)),
+        ((1, 8, 5, 4000), (64, 8, 9, 9), (4, 4, 4, 4)),
+        ((1, 2048, 3, 3), (64, 2048, 3, 3), (0, 0, 0, 0)),
+    ],
+)
+def test_implicit_tilings_stay_within_budget(shape, budget, threads):
+    (n, c, h, w), (k, cg, kh, kw), pad = shape
+    for dtype in (np.float32, np.float64):
+        geometry = Geometry(n, c, h, w, k, kh, kw, pad, (1, 1), (1, 1), c // cg, "zeros",
+                            np.dtype(dtype))
+        tiling = _run_im2col.implicit_tiling(geometry, threads, budget)
+        if tiling is None:
+            continue
+        used = _run_im2col.implicit_fixed_bytes(geometry) + (
+            np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape(geometry))
+        ) * np.dtype(dtype).itemsize
+        assert used <= budget, tiling
+        assert 1 <= tiling.slots <= threads
+        assert tiling.k_block % gemm.panel_width(np.dtype(dtype).itemsize) == 0
+
+
+def test_implicit_gemm_peak_memory_is_output_plus_budget(implicit, rng):
+    """Every buffer of the implicit path (packed weights, offsets, strips, tiles) is counted."""
+    x = rng.standard_normal((2, 96, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((128, 96, 3, 3)).astype(np.float32)
+    fastconv.conv2d(x[:1, :, :8, :8], w, padding=1, method="im2col")  # compile outside
+    budget = 2**20
+    with fastconv.workspace_budget(budget):
+        tracemalloc.start()
+        try:
+            out = fastconv.conv2d(x, w, padding=1, method="im2col")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(implicit) == 2
+    # Python's own bookkeeping (array headers, the plan) is a few KiB.
+    assert peak - out.nbytes <= budget + 2**16, (peak - out.nbytes) / 2**20
+    np.testing.assert_allclose(out, fastconv.conv2d(x, w, padding=1, method="direct"),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_implicit_gemm_only_where_it_measured_faster():
+    def geometry(c, k, kh, stride=1, dtype=np.float32):
+        return Geometry(8, c, 56, 56, k, kh, kh, (1, 1, 1, 1), (stride, stride), (1, 1), 1,
+                        "zeros", np.dtype(dtype))
+
+    assert _run_im2col.implicit_tiling(geometry(64, 64, 3), 1, 64 * 2**20) is not None
+    assert _run_im2col.implicit_tiling(geometry(64, 96, 3, dtype=np.float64), 1, 64 * 2**20)
+    for declined in (geometry(3, 64, 3), geometry(64, 96, 3), geometry(64, 64, 3, stride=2),
+                     geometry(64, 64, 3, dtype=np.complex64)):
+        assert _run_im2col.implicit_tiling(declined, 1, 64 * 2**20) is None
+    # Not even one output row fits: BLAS, which tiles columns too.
+    assert _run_im2col.implicit_tiling(geometry(64, 64, 3), 1, 2**16) is None
+
+
+def test_implicit_signatures_stay_closed(rng):
+    from fastconv._kernels.im2col import correlate_implicit
+
+    x = rng.standard_normal((1, 16, 9, 10))
+    for dtype in (np.float32, np.float64):
+        view = x.astype(dtype)[:, :, ::-1, ::2]
+        fastconv.conv2d(view, np.ones((64, 16, 3, 3), dtype), padding=1, method="im2col")
+        fastconv.conv2d(view, np.ones((64, 16, 3, 3), dtype), padding=1, method="im2col",
+                        padding_mode="reflect")
+    kinds = {str(signature[0]) for signature in correlate_implicit.signatures}
+    assert len(correlate_implicit.signatures) == len(kinds) <= 4, correlate_implicit.signatures
