@@ -119,44 +119,40 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
-# while other processes loaded both cores (so the timings are ~1.5x slow and noisy), with the
-# terms that least squares left at 0 set to small plausible values. The launch and per-call
-# constants were re-measured by `python -m fastconv calibrate` on the quiet machine (2026-11-21:
-# launch 2.1 us; calls 5.3 us direct, 12 us im2col, 14 us unfold, 21 us fft): with the busy-machine
-# values (8 and 28 us) 'auto' ran small images on one thread, up to 1.8x slower than on two.
-# `parallel` stays at 0.85: the quiet fit (0.51) came from one memory-bound problem.
+# on the quiet machine (2026-11-22 00:54 UTC). Terms that least squares leaves at 0 are a cost
+# that the fit could not separate from the others on its problems (it is counted in them).
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
-    launch=2.1e-6,
-    parallel=0.85,
-    direct_call=5.3e-6,
-    direct_pass=14e-9,
-    direct_f32=0.06e-9,
-    direct_f64=0.1e-9,
-    direct_tap_f32=0.008e-9,
-    direct_tap_f64=0.028e-9,
-    direct_fill=0.07e-9,
-    direct_gather=1.1e-9,
-    im2col_call=12e-6,
-    unfold_call=14e-6,
-    unfold=0.045e-9,
-    gemm_call=3e-6,
-    gemm_f32=0.02e-9,
-    gemm_f64=0.038e-9,
-    gemm_a=0.01e-9,
-    gemm_b=0.13e-9,
-    gemm_c=0.02e-9,
-    implicit_f32=0.008e-9,
-    implicit_f64=0.016e-9,
-    winograd_call=34e-6,
-    winograd_weights=16e-9,
-    winograd_in=0.35e-9,
-    winograd_out=7.7e-9,
-    fft_call=21e-6,
-    fft_f32=1.7,
-    fft_f64=1.2,
-    fft_mac=2.0,
-    fft_other=0.1,
+    launch=1.83e-07,
+    parallel=1,
+    direct_call=6.27e-06,
+    direct_pass=0,
+    direct_f32=1.72e-10,
+    direct_f64=3.28e-10,
+    direct_tap_f32=0,
+    direct_tap_f64=0,
+    direct_fill=7.92e-11,
+    direct_gather=4.13e-09,
+    im2col_call=1.49e-05,
+    unfold_call=1.8e-05,
+    unfold=5.54e-11,
+    gemm_call=0,
+    gemm_f32=1.62e-11,
+    gemm_f64=2.87e-11,
+    gemm_a=2.41e-12,
+    gemm_b=0,
+    gemm_c=1.5e-11,
+    implicit_f32=1.46e-11,
+    implicit_f64=2.8e-11,
+    winograd_call=4.33e-05,
+    winograd_weights=1.88e-08,
+    winograd_in=3.34e-10,
+    winograd_out=1.45e-08,
+    fft_call=2.81e-05,
+    fft_f32=2.03,
+    fft_f64=1.36,
+    fft_mac=2.56,
+    fft_other=0,
 )
 
 # Element costs of other compute dtypes, relative to the float constant of the same precision
