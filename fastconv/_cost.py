@@ -103,6 +103,10 @@ class MachineConstants:
     """One transformed input value written (16 per tile and input channel)."""
     winograd_out: float
     """One tile of one output channel transformed back (4 outputs)."""
+    winograd_f32: float
+    """One multiply-add of Winograd's GEMMs, float32 (shallow: depth Cg, beta = 0)."""
+    winograd_f64: float
+    """The same in float64."""
     fft_call: float
     """Fixed cost of one FFT call (tiling, weight digest, index maps)."""
     fft_f32: float
@@ -119,39 +123,41 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
-# on the quiet machine (2026-11-22 00:54 UTC). Terms that least squares leaves at 0 are a cost
+# on the quiet machine (2026-11-22 01:15 UTC). Terms that least squares leaves at 0 are a cost
 # that the fit could not separate from the others on its problems (it is counted in them).
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
-    launch=1.83e-07,
-    parallel=1,
-    direct_call=6.27e-06,
+    launch=7.67e-07,
+    parallel=0.771,
+    direct_call=6.6e-06,
     direct_pass=0,
-    direct_f32=1.72e-10,
-    direct_f64=3.28e-10,
+    direct_f32=2.06e-10,
+    direct_f64=3.61e-10,
     direct_tap_f32=0,
     direct_tap_f64=0,
-    direct_fill=7.92e-11,
-    direct_gather=4.13e-09,
-    im2col_call=1.49e-05,
-    unfold_call=1.8e-05,
-    unfold=5.54e-11,
+    direct_fill=6.67e-11,
+    direct_gather=5.17e-09,
+    im2col_call=1.45e-05,
+    unfold_call=1.69e-05,
+    unfold=7.33e-11,
     gemm_call=0,
-    gemm_f32=1.62e-11,
-    gemm_f64=2.87e-11,
-    gemm_a=2.41e-12,
+    gemm_f32=1.67e-11,
+    gemm_f64=3.42e-11,
+    gemm_a=2.09e-12,
     gemm_b=0,
-    gemm_c=1.5e-11,
-    implicit_f32=1.46e-11,
-    implicit_f64=2.8e-11,
-    winograd_call=4.33e-05,
-    winograd_weights=1.88e-08,
-    winograd_in=3.34e-10,
-    winograd_out=1.45e-08,
-    fft_call=2.81e-05,
-    fft_f32=2.03,
-    fft_f64=1.36,
-    fft_mac=2.56,
+    gemm_c=5.25e-12,
+    implicit_f32=1.61e-11,
+    implicit_f64=2.84e-11,
+    winograd_call=3.87e-05,
+    winograd_weights=1.53e-08,
+    winograd_in=3.5e-10,
+    winograd_out=1.03e-08,
+    winograd_f32=1.45e-11,
+    winograd_f64=4.97e-11,
+    fft_call=2.46e-05,
+    fft_f32=1.99,
+    fft_f64=1.17,
+    fft_mac=2.12,
     fft_other=0,
 )
 
@@ -409,7 +415,9 @@ def winograd_work(geometry, threads, budget, constants):
          g.out_channels * cg * _parallel_share(g.out_channels, threads, constants))
     _add(terms, "winograd_in", items * 16 * cg * tiles * share)
     _add(terms, "winograd_out", items * kg * tiles * share)
-    _gemm_terms(terms, items * 16, tiles, kg, cg, g.dtype, share)
+    rate = "winograd_f32" if g.dtype.itemsize == 4 else "winograd_f64"
+    _add(terms, rate, items * 16 * tiles * kg * cg * share)
+    _add(terms, "gemm_call", items * 16 * share)
     workspace = 1
     for shape in tiling.buffer_shapes(g):
         count = 1
