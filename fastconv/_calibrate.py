@@ -75,6 +75,7 @@ def _problems():
             _geometry(1, 32, 50, 8, 3, dtype, padding=1),  # few output channels
             _geometry(4, 32, 16, 32, 3, dtype, padding=1, groups=4),  # groups
             _geometry(1, 1, (200, 300), 1, 5, dtype),  # single channel: streaming the columns
+            _geometry(1, 1, (300, 200), 1, (25, 2), dtype),  # tall kernel: a GEMM call per row
             _geometry(1, 8, 8, 8, 3, dtype),  # tiny: the fixed costs
             _geometry(1, 8, 8, 8, 1, dtype),
             _geometry(2, 32, 30, 64, 3, dtype, padding=1),  # implicit GEMM: few input channels
