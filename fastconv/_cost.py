@@ -38,6 +38,7 @@ from ._run_im2col import (
 )
 from ._run_winograd import fixed_bytes as winograd_fixed_bytes
 from ._run_winograd import plan_tiling as winograd_tiling
+from ._run_winograd import slot_bytes as winograd_slot_bytes
 
 # ---------------------------------------------------------------------------------------------
 # Machine constants
@@ -418,13 +419,9 @@ def winograd_work(geometry, threads, budget, constants):
     rate = "winograd_f32" if g.dtype.itemsize == 4 else "winograd_f64"
     _add(terms, rate, items * 16 * tiles * kg * cg * share)
     _add(terms, "gemm_call", items * 16 * share)
-    workspace = 1
-    for shape in tiling.buffer_shapes(g):
-        count = 1
-        for n in shape:
-            count *= n
-        workspace += count
-    return Work(terms, winograd_fixed_bytes(g) + workspace * g.dtype.itemsize)
+    workspace = winograd_fixed_bytes(g) + tiling.slots * winograd_slot_bytes(g, tiling.rows,
+                                                                              tiling.cols)
+    return Work(terms, workspace)
 
 
 # Strategy name -> its model. A registered strategy missing here has an unknown cost.

@@ -11,7 +11,7 @@ from ._kernels import gemm
 from ._kernels.im2col import correlate_implicit, correlate_pointwise, correlate_unfolded
 from ._padding import index_maps
 from ._threads import blas_threads
-from ._workspace import get_workspace_budget
+from ._workspace import get_workspace_budget, largest_fitting
 
 # SciPy's BLAS is LP64: sizes and leading dimensions are 32-bit ints.
 BLAS_INT_MAX = 2**31 - 1
@@ -142,17 +142,17 @@ def unfolded_tiling(geometry, threads, budget, band):
 
     halo = min(ho, max(extra, 1))
     if per_slot(cg, halo, wo) <= target:
-        fit = _largest(lambda r: per_slot(cg, r, wo) <= room, ho)
-        cached = _largest(lambda r: per_slot(cg, r, wo) <= target, ho)
+        fit = largest_fitting(lambda r: per_slot(cg, r, wo) <= room, ho)
+        cached = largest_fitting(lambda r: per_slot(cg, r, wo) <= target, ho)
         rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
         return tiling(cg, rows, wo, k_block)
     least = -(-GEMM_PIXELS_PER_CHANNEL * kg // wo)
     for rows in (min(ho, max(halo, least)), 1):
-        chunk = _largest(lambda c, rows=rows: per_slot(c, rows, wo) <= target, cg)
+        chunk = largest_fitting(lambda c, rows=rows: per_slot(c, rows, wo) <= target, cg)
         if chunk:
             rows, k_block = _split_work(geometry, ho, wo, rows, rows, threads)
             return tiling(chunk, rows, wo, k_block)
-    width = max(1, _largest(lambda w: per_slot(1, 1, w) <= target, wo))
+    width = max(1, largest_fitting(lambda w: per_slot(1, 1, w) <= target, wo))
     return tiling(1, 1, width, kg)
 
 
@@ -188,20 +188,6 @@ def fixed_bytes(geometry, band):
     maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
     weights = g.out_channels * (g.channels // g.groups) * g.kernel_height * g.kernel_width
     return maps + (weights * g.dtype.itemsize if band < g.kernel_height else 0)
-
-
-def _largest(fits, upper):
-    """The largest n in 1..upper with fits(n) (fits is monotone), or 0."""
-    if not fits(1):
-        return 0
-    low, high = 1, upper
-    while low < high:
-        mid = (low + high + 1) // 2
-        if fits(mid):
-            low = mid
-        else:
-            high = mid - 1
-    return low
 
 
 def band_weights(w, band):
@@ -337,9 +323,9 @@ def implicit_tiling(geometry, threads, budget):
     if room < per_slot(1, 1):
         return None
     target = min(room, TILE_BYTES)
-    chunk = max(1, _largest(lambda c: per_slot(c, 1) <= target, cg))
-    fit = _largest(lambda r: per_slot(chunk, r) <= room, ho)
-    cached = max(1, _largest(lambda r: per_slot(chunk, r) <= target, ho))
+    chunk = max(1, largest_fitting(lambda c: per_slot(c, 1) <= target, cg))
+    fit = largest_fitting(lambda r: per_slot(chunk, r) <= room, ho)
+    cached = max(1, largest_fitting(lambda r: per_slot(chunk, r) <= target, ho))
     rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
     return ImplicitTiling(chunk, rows, min(kg, -(-k_block // panel) * panel), slots)
 

@@ -8,9 +8,8 @@ import numpy as np
 from ._kernels.winograd import correlate_winograd, transform_weights
 from ._padding import index_maps
 from ._run_direct import run_direct
-from ._run_im2col import _largest
 from ._threads import blas_threads
-from ._workspace import get_workspace_budget
+from ._workspace import get_workspace_budget, largest_fitting
 
 # Bytes of V and M buffers per thread. 64->64 3x3 on 56x56 fp32, one thread: the 16 GEMMs on
 # blocks of 448 tiles (3.5 MiB) ran 3x faster than on all 6272 tiles of the batch at once.
@@ -49,7 +48,7 @@ class Tiling:
                 (self.slots, 16, g.out_channels // g.groups, self.tiles))
 
 
-def _slot_bytes(geometry, rows, cols):
+def slot_bytes(geometry, rows, cols):
     """Bytes of one slot's buffers (Tiling.buffer_shapes, summed in closed form: planning calls
     this in binary searches)."""
     g = geometry
@@ -79,7 +78,7 @@ def declines(geometry):
     if (g.kernel_height, g.kernel_width, g.stride, g.dilation) != (3, 3, (1, 1), (1, 1)):
         return "it computes only 3x3 kernels with stride 1 and dilation 1"
     budget = get_workspace_budget()
-    if fixed_bytes(g) + _slot_bytes(g, 1, 1) > budget:
+    if fixed_bytes(g) + slot_bytes(g, 1, 1) > budget:
         return (f"its transformed weights and buffers do not fit the workspace budget of "
                 f"{budget / 2**20:.1f} MiB; raise it with fastconv.set_workspace_budget")
     return None
@@ -94,14 +93,14 @@ def plan_tiling(geometry, threads, budget):
     tile_rows = g.batch * ((g.out_height + 1) // 2)
     slots = max(1, min(threads, g.groups * tile_rows))
     room = max(budget - fixed_bytes(g), 0)
-    while slots > 1 and slots * _slot_bytes(g, 1, 1) > room:
+    while slots > 1 and slots * slot_bytes(g, 1, 1) > room:
         slots -= 1
-    wide = _slot_bytes(g, -(-MIN_TILES // (tiles_w + 1)), tiles_w)
+    wide = slot_bytes(g, -(-MIN_TILES // (tiles_w + 1)), tiles_w)
     per_slot = min(room // slots, max(BLOCK_BYTES, wide))
-    if _slot_bytes(g, 1, tiles_w) > per_slot:
-        cols = _largest(lambda n: _slot_bytes(g, 1, n) <= per_slot, tiles_w)
+    if slot_bytes(g, 1, tiles_w) > per_slot:
+        cols = largest_fitting(lambda n: slot_bytes(g, 1, n) <= per_slot, tiles_w)
         return Tiling(1, max(cols, 1), slots)
-    rows = _largest(lambda n: _slot_bytes(g, n, tiles_w) <= per_slot, tile_rows)
+    rows = largest_fitting(lambda n: slot_bytes(g, n, tiles_w) <= per_slot, tile_rows)
     balanced = -(-tile_rows * g.groups // (ITEMS_PER_THREAD * threads))
     least = -(-MIN_TILES // (tiles_w + 1))
     return Tiling(max(1, min(rows, max(balanced, least))), tiles_w, slots)

@@ -42,3 +42,18 @@ def workspace_budget(nbytes):
         yield
     finally:
         set_workspace_budget(previous)
+
+
+def largest_fitting(fits, upper):
+    """The largest n in 1..upper with fits(n), or 0: the biggest tile dimension whose buffers fit
+    (``fits`` is monotone: more n, more bytes)."""
+    if not fits(1):
+        return 0
+    low, high = 1, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
