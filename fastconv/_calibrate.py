@@ -58,6 +58,7 @@ def _problems():
             _geometry(1, 1, (300, 1100), 1, (2, 9), dtype),  # rectangular, two row chunks
             _geometry(4, 64, 20, 64, 3, dtype, padding=1, groups=64),  # depthwise, short rows
             _geometry(1, 8, 120, 12, 5, dtype, stride=2, padding=2),  # strided, channels
+            _geometry(4, 24, 60, 24, 3, dtype, stride=2, padding=1, groups=24),  # strided copies
             _geometry(2, 3, 140, 4, 3, dtype, dilation=2),  # dilated
             _geometry(2, 4, 72, 8, 5, dtype, padding=2),  # channels: many passes per output
             _geometry(4, 16, 24, 16, 3, dtype, padding=1),  # more channels, short rows

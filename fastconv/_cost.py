@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from . import _run_fft as fft_model
 from ._jit import cache_dir_setting
-from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW
+from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, first_pass_taps
 from ._kernels.gemm import ROWS as MICRO_ROWS
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
@@ -57,6 +57,9 @@ class MachineConstants:
     memory bandwidth and clock): the parallel part of a call takes work / threads / parallel."""
     direct_call: float
     """Fixed cost of one direct call (index maps, Numba dispatch)."""
+    direct_item: float
+    """One parallel item of the direct kernel (one image, group and row block): its strip and
+    scratch buffers and the fill's set-up, which dominate on small planes (depthwise 20x20)."""
     direct_pass: float
     """One pass of four taps over one output-row chunk: loop set-up, alias checks, remainder."""
     direct_f32: float
@@ -70,7 +73,7 @@ class MachineConstants:
     direct_fill: float
     """One byte copied into the direct kernel's padded strip (stride 1: contiguous copies)."""
     direct_gather: float
-    """One element gathered into the strip by stride phase (stride > 1)."""
+    """One element copied into the strip by stride phase (stride > 1: strided copies)."""
     im2col_call: float
     """Fixed cost of one im2col call (BLAS thread limits, Numba dispatch)."""
     unfold_call: float
@@ -124,20 +127,23 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
-# on the quiet machine (2026-11-22 01:39 UTC). Terms that least squares leaves at 0 are a cost
-# that the fit could not separate from the others on its problems (it is counted in them).
+# on the quiet machine (2026-11-22 01:39 UTC); the direct_* constants re-fitted after the direct
+# kernel's fill got faster (2026-11-22 03:00 UTC, one-thread minimum times). Terms that least
+# squares leaves at 0 are a cost that the fit could not separate from the others on its problems
+# (it is counted in them).
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
     launch=1.11e-06,
     parallel=0.96,
-    direct_call=4.45e-06,
-    direct_pass=0,
-    direct_f32=1.34e-10,
-    direct_f64=2.28e-10,
-    direct_tap_f32=0,
-    direct_tap_f64=0,
-    direct_fill=6.17e-11,
-    direct_gather=3.15e-09,
+    direct_call=3.13e-06,
+    direct_item=3.68e-07,
+    direct_pass=8.39e-09,
+    direct_f32=3.15e-11,
+    direct_f64=6.9e-11,
+    direct_tap_f32=2.19e-11,
+    direct_tap_f64=3.87e-11,
+    direct_fill=4.31e-11,
+    direct_gather=5.39e-10,
     im2col_call=1.3e-05,
     unfold_call=1.44e-05,
     unfold=4.51e-11,
@@ -213,14 +219,15 @@ class Work:
 
 def direct_work(geometry, threads, budget, constants):
     """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
-    each output channel, passes of up to five taps over 512-element chunks of each output row,
+    each output channel, passes of taps (``first_pass_taps``, then four) over 512-element chunks of
+    each output row,
     or, for short rows, of the whole block as one flat range (then copied out)."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
     ho, wo = g.out_height, g.out_width
     taps = cg * g.kernel_height * g.kernel_width
-    first = taps - 4 * ((taps - 2) // 4) if taps > 1 else 1
+    first = first_pass_taps(taps)
     passes = 1 + (taps - first) // 4
     rows_out = g.batch * g.out_channels * ho
     chunks = -(-wo // COLUMN_CHUNK)
@@ -237,6 +244,7 @@ def direct_work(geometry, threads, budget, constants):
     terms = {"direct_call": 1.0}
     if threads > 1:
         terms["launch"] = 1.0
+    _add(terms, "direct_item", items * share)
     if g.stride[0] == 1 and wo < FLAT_BELOW:
         pitch = sw * wq
         ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._kernels.direct import correlate_direct
+from ._kernels.direct import correlate_direct, first_pass_taps
 from ._padding import index_maps
 
 # A worker's strip (its block of padded input rows) is kept within this many bytes so it stays in
@@ -34,6 +34,6 @@ def run_direct(problem, threads):
     correlate_direct(
         problem.x, problem.w, problem.bias, rows, cols, g.padding[2], problem.fill,
         g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.groups,
-        block_rows(g, threads), out,
+        block_rows(g, threads), first_pass_taps(problem.w[0].size), out,
     )
     return out
