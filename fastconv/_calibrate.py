@@ -75,6 +75,9 @@ def _problems():
             _geometry(1, 16, 40, 16, 9, dtype, padding=4),  # few channels, big kernel
             _geometry(1, 32, 50, 8, 3, dtype, padding=1),  # few output channels
             _geometry(4, 32, 16, 32, 3, dtype, padding=1, groups=4),  # groups
+            _geometry(4, 48, 12, 48, 3, dtype, padding=1, groups=48),  # depthwise: a GEMM per plane
+            _geometry(2, 240, 7, 240, 3, dtype, padding=1, groups=240),  # depthwise, tiny GEMMs
+            _geometry(2, 24, 40, 24, 3, dtype, stride=2, padding=1, groups=24),  # strided depthwise
             _geometry(1, 1, (200, 300), 1, 5, dtype),  # single channel: streaming the columns
             _geometry(1, 1, (300, 200), 1, (25, 2), dtype),  # tall kernel: a GEMM call per row
             _geometry(1, 8, 8, 8, 3, dtype),  # tiny: the fixed costs

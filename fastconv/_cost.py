@@ -61,7 +61,7 @@ class MachineConstants:
     """One parallel item of the direct kernel (one image, group and row block): its strip and
     scratch buffers and the fill's set-up, which dominate on small planes (depthwise 20x20)."""
     direct_pass: float
-    """One pass of four taps over one output-row chunk: loop set-up, alias checks, remainder."""
+    """One pass of taps over one output-row chunk: loop set-up, alias checks, remainder."""
     direct_f32: float
     """One output element of one pass: loading and storing it, float32."""
     direct_f64: float
@@ -81,6 +81,9 @@ class MachineConstants:
     every layer but 1x1 stride-1 unpadded ones."""
     unfold: float
     """One byte written into the im2col column buffer (or the output set to the bias)."""
+    unfold_phase: float
+    """One padded input element split by stride phase in im2col's unfold (stride > 1), before
+    its copies into the column buffer."""
     gemm_call: float
     """One BLAS GEMM call."""
     gemm_f32: float
@@ -127,44 +130,45 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
-# on the quiet machine (2026-11-22 01:39 UTC); the direct_* constants re-fitted after the direct
-# kernel's fill got faster (2026-11-22 03:00 UTC, one-thread minimum times). Terms that least
+# (2026-11-22 03:10 UTC; three runs agreed within 10% on every constant but the collinear
+# direct_f32/f64 and gemm_a/b, which the fit trades against their neighbours). Terms that least
 # squares leaves at 0 are a cost that the fit could not separate from the others on its problems
 # (it is counted in them).
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
-    launch=1.11e-06,
-    parallel=0.96,
-    direct_call=3.13e-06,
-    direct_item=3.68e-07,
-    direct_pass=8.39e-09,
-    direct_f32=3.15e-11,
-    direct_f64=6.9e-11,
-    direct_tap_f32=2.19e-11,
-    direct_tap_f64=3.87e-11,
-    direct_fill=4.31e-11,
-    direct_gather=5.39e-10,
-    im2col_call=1.3e-05,
-    unfold_call=1.44e-05,
-    unfold=4.51e-11,
-    gemm_call=6.44e-08,
-    gemm_f32=1.54e-11,
-    gemm_f64=3.17e-11,
-    gemm_a=0,
+    launch=1.17e-06,
+    parallel=0.963,
+    direct_call=3.26e-06,
+    direct_item=3.58e-07,
+    direct_pass=8.22e-09,
+    direct_f32=2.6e-11,
+    direct_f64=9.02e-11,
+    direct_tap_f32=2.27e-11,
+    direct_tap_f64=3.31e-11,
+    direct_fill=4.41e-11,
+    direct_gather=5.02e-10,
+    im2col_call=9.67e-06,
+    unfold_call=1.3e-05,
+    unfold=3.22e-11,
+    unfold_phase=9.25e-10,
+    gemm_call=9.14e-08,
+    gemm_f32=1.45e-11,
+    gemm_f64=2.53e-11,
+    gemm_a=7.49e-13,
     gemm_b=0,
-    gemm_c=2.97e-11,
-    implicit_f32=1.43e-11,
-    implicit_f64=2.68e-11,
-    winograd_call=3.08e-05,
-    winograd_weights=1.29e-08,
-    winograd_in=2.58e-10,
-    winograd_out=9.07e-09,
-    winograd_f32=1.68e-11,
-    winograd_f64=4.98e-11,
-    fft_call=1.88e-05,
-    fft_f32=1.31,
-    fft_f64=0.813,
-    fft_mac=1.8,
+    gemm_c=2.33e-11,
+    implicit_f32=1.2e-11,
+    implicit_f64=2.35e-11,
+    winograd_call=2.91e-05,
+    winograd_weights=1.34e-08,
+    winograd_in=2.51e-10,
+    winograd_out=9.25e-09,
+    winograd_f32=1.58e-11,
+    winograd_f64=4.56e-11,
+    fft_call=1.74e-05,
+    fft_f32=1.23,
+    fft_f64=0.788,
+    fft_mac=1.62,
     fft_other=0,
 )
 
@@ -264,10 +268,13 @@ def direct_work(geometry, threads, budget, constants):
 
 
 def _gemm_terms(terms, count, m, n, k, dtype, share):
-    """``count`` BLAS calls C(m x n) += A(m x k) @ B(k x n)."""
+    """``count`` BLAS calls C(m x n) += A(m x k) @ B(k x n). The calls' fixed cost does not
+    shrink with threads: BLAS calls made from the kernel's threads at once ran no faster than
+    from one (depthwise 8x960 7x7 planes, 23k calls: 2.85 ms on one thread, 2.6 ms on two; the
+    same kernel without its GEMMs 3.3 -> 1.8 ms)."""
     itemsize = dtype.itemsize
     name, factor = GEMM_DTYPE_COST[dtype.kind, itemsize]
-    _add(terms, "gemm_call", count * share)
+    _add(terms, "gemm_call", count)
     _add(terms, name, count * m * n * k * factor * share)
     _add(terms, "gemm_a", count * m * k * itemsize * share)
     _add(terms, "gemm_b", count * n * k * itemsize * share)
@@ -318,6 +325,10 @@ def im2col_work(geometry, threads, budget, constants):
     buffer_rows = tiling.phases * (rows + tiling.extra_rows)
     unfolded = depth * band * g.kernel_width * buffer_rows * width
     _add(terms, "unfold", items * (kg * pixels + chunks * unfolded) * itemsize * share)
+    if g.stride[1] > 1:
+        in_rows = (rows - 1) * g.stride[0] + (g.kernel_height - 1) * g.dilation[0] + 1
+        in_cols = (width - 1) * g.stride[1] + (g.kernel_width - 1) * g.dilation[1] + 1
+        _add(terms, "unfold_phase", items * cg * in_rows * in_cols * share)
     _gemm_terms(terms, items * chunks * bands, pixels, kg, depth * band * g.kernel_width, g.dtype,
                 share)
     cols = 1
@@ -426,7 +437,7 @@ def winograd_work(geometry, threads, budget, constants):
     _add(terms, "winograd_out", items * kg * tiles * share)
     rate = "winograd_f32" if g.dtype.itemsize == 4 else "winograd_f64"
     _add(terms, rate, items * 16 * tiles * kg * cg * share)
-    _add(terms, "gemm_call", items * 16 * share)
+    _add(terms, "gemm_call", items * 16)  # not shared between threads: see _gemm_terms
     workspace = winograd_fixed_bytes(g) + tiling.slots * winograd_slot_bytes(g, tiling.rows,
                                                                               tiling.cols)
     return Work(terms, workspace)
