@@ -130,7 +130,7 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`
-# (2026-11-22 03:10 UTC; three runs agreed within 10% on every constant but the collinear
+# (2026-11-22 02:58 UTC; three runs agreed within 10% on every constant but the collinear
 # direct_f32/f64 and gemm_a/b, which the fit trades against their neighbours). Terms that least
 # squares leaves at 0 are a cost that the fit could not separate from the others on its problems
 # (it is counted in them).
