@@ -96,15 +96,19 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
 
 
 def first_pass_taps(taps):
-    """Taps of the first pass: all of them up to nine (3x3 in one pass), else six to nine so that
-    every later pass takes exactly four. A fused pass of nine taps ran depthwise 3x3 two times
-    faster than passes of five and four (1.1 vs 2.2 ms, 8x128 channels of 56x56, 2 threads)."""
-    return taps if taps <= 9 else 6 + (taps - 6) % 4
+    """Taps of the first pass: nine for 3x3 (one fused pass ran depthwise 3x3 two times faster
+    than passes of five and four: 1.1 vs 2.2 ms, 8x128 channels of 56x56, 2 threads), else two
+    to five (one when there is only one) so that every later pass takes exactly four. Only
+    these six first passes exist: each one inlined costs compile time (all nine counts took the
+    direct kernel's from 9 to 11 s)."""
+    if taps == 9:
+        return 9
+    return taps - 4 * ((taps - 2) // 4) if taps > 1 else 1
 
 
 @inline_helper
 def _first_pass(orow, b, flat, base, offsets, wk, count, wo):
-    """orow = b + the first ``count`` (1 to 9) taps: writing the output row instead of
+    """orow = b + the first ``count`` (1 to 5, or 9) taps: writing the output row instead of
     initialising it and accumulating saves one pass over it."""
     x0 = flat[base + offsets[0]:base + offsets[0] + wo]
     w0 = wk[0]
@@ -137,28 +141,10 @@ def _first_pass(orow, b, flat, base, offsets, wk, count, wo):
             orow[j] = b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j] + w4 * x4[j]
         return
     x5 = flat[base + offsets[5]:base + offsets[5] + wo]
-    w5 = wk[5]
-    if count == 6:
-        for j in range(wo):
-            orow[j] = (b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j] + w4 * x4[j]
-                       + w5 * x5[j])
-        return
     x6 = flat[base + offsets[6]:base + offsets[6] + wo]
-    w6 = wk[6]
-    if count == 7:
-        for j in range(wo):
-            orow[j] = (b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j] + w4 * x4[j]
-                       + w5 * x5[j] + w6 * x6[j])
-        return
     x7 = flat[base + offsets[7]:base + offsets[7] + wo]
-    w7 = wk[7]
-    if count == 8:
-        for j in range(wo):
-            orow[j] = (b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j] + w4 * x4[j]
-                       + w5 * x5[j] + w6 * x6[j] + w7 * x7[j])
-        return
     x8 = flat[base + offsets[8]:base + offsets[8] + wo]
-    w8 = wk[8]
+    w5, w6, w7, w8 = wk[5], wk[6], wk[7], wk[8]
     for j in range(wo):
         orow[j] = (b + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j] + w4 * x4[j]
                    + w5 * x5[j] + w6 * x6[j] + w7 * x7[j] + w8 * x8[j])
@@ -224,23 +210,30 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
         strip = flat[:cg * rows_in * sw * wq].reshape((cg, rows_in, sw, wq))
         rows_out = np.empty(block_rows * row_step if flat_rows else 0, dtype=x.dtype)
         _fill_strip(x, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, strip)
+        # Segments: 512-element chunks of the flat range, or of each output row. One call site
+        # of _all_taps for both: each site inlines every first-pass variant, and two sites took
+        # the kernel's compile time (fp32) from 9.3 to 13.9 s.
+        span = (i1 - i0) * row_step
+        chunks = ((span if flat_rows else wo) + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+        segments = chunks if flat_rows else (i1 - i0) * chunks
         for k in range(g * kg, (g + 1) * kg):
             wk = w[k].ravel()
             b = bias[k]
+            for s in range(segments):
+                if flat_rows:
+                    base = s * COLUMN_CHUNK
+                    width = min(COLUMN_CHUNK, span - base)
+                    target = rows_out[base:base + width]
+                else:
+                    i = i0 + s // chunks
+                    j0 = (s % chunks) * COLUMN_CHUNK
+                    width = min(COLUMN_CHUNK, wo - j0)
+                    target = out[n, k, i, j0:j0 + width]
+                    base = (i - i0) * row_step + j0
+                _all_taps(target, b, flat, base, offsets, wk, first, width)
             if flat_rows:
-                span = (i1 - i0) * row_step
-                for j0 in range(0, span, COLUMN_CHUNK):
-                    width = min(COLUMN_CHUNK, span - j0)
-                    _all_taps(rows_out[j0:j0 + width], b, flat, j0, offsets, wk, first, width)
                 for i in range(i0, i1):
                     orow = out[n, k, i]
                     src = rows_out[(i - i0) * row_step:]
                     for j in range(wo):
                         orow[j] = src[j]
-            else:
-                for i in range(i0, i1):
-                    for j0 in range(0, wo, COLUMN_CHUNK):
-                        width = min(COLUMN_CHUNK, wo - j0)
-                        base = (i - i0) * row_step + j0
-                        _all_taps(out[n, k, i, j0:j0 + width], b, flat, base, offsets, wk, first,
-                                  width)
