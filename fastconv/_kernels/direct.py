@@ -26,7 +26,7 @@ FLAT_BELOW = 256
 
 
 @inline_helper
-def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
+def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, strip):
     """Copy padded rows ``first_row .. first_row + rows`` of channels ``c0 ..`` into ``strip``.
 
     ``strip`` has shape (channels, rows_in, sw, Wq): padded column m lands in phase ``m % sw`` at
@@ -38,12 +38,8 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, strip):
     wq = strip.shape[3]
     width = x.shape[3]
     padded_width = colmap.shape[0]
-    # Phase ph's strip columns interior_start[ph] .. interior_stop[ph] read input columns.
-    interior_start = np.empty(sw, np.int64)
-    interior_stop = np.empty(sw, np.int64)
-    for ph in range(sw):
-        interior_start[ph] = max(0, left - ph + sw - 1) // sw
-        interior_stop[ph] = max(interior_start[ph], (left + width - ph + sw - 1) // sw)
+    interior_start = interior[0]
+    interior_stop = interior[1]
     for c in range(channels):
         for r in range(rows):
             src = rowmap[first_row + r]
@@ -192,6 +188,12 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
         strip_row = (t // (kh * kw)) * rows_in + ((t // kw) % kh) * dh
         offsets[t] = (strip_row * sw + m % sw) * wq + m // sw
     row_step = sh * sw * wq
+    # Strip columns interior[0, ph] .. interior[1, ph] of stride phase ph read input columns
+    # (padded column t * sw + ph is input column t * sw + ph - left); the rest are padding.
+    interior = np.empty((2, sw), np.int64)
+    for ph in range(sw):
+        interior[0, ph] = max(0, left - ph + sw - 1) // sw
+        interior[1, ph] = max(interior[0, ph], (left + x.shape[3] - ph + sw - 1) // sw)
     # Short rows (stride 1 down the rows): a pass runs over all rows of the block at once, as one
     # flat range of the strip's pitch, into a scratch block copied out afterwards; the columns
     # between the row ends are computed and dropped. A pass per short row costs more in set-up
@@ -205,11 +207,16 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
         i1 = min(i0 + block_rows, ho)
         rows = (i1 - 1 - i0) * sh + (kh - 1) * dh + 1
         # One extra row pitch: flat passes read past the last row for the dropped columns.
-        flat = np.empty(cg * rows_in * sw * wq + row_step, dtype=x.dtype)
-        flat[cg * rows_in * sw * wq:] = 0
-        strip = flat[:cg * rows_in * sw * wq].reshape((cg, rows_in, sw, wq))
-        rows_out = np.empty(block_rows * row_step if flat_rows else 0, dtype=x.dtype)
-        _fill_strip(x, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, strip)
+        # One allocation per item: the strip, one spare row pitch, then the flat passes' scratch.
+        strip_size = cg * rows_in * sw * wq
+        buffers = np.empty(strip_size + row_step + (block_rows * row_step if flat_rows else 0),
+                           dtype=x.dtype)
+        flat = buffers[:strip_size + row_step]
+        flat[strip_size:] = 0
+        strip = flat[:strip_size].reshape((cg, rows_in, sw, wq))
+        rows_out = buffers[strip_size + row_step:]
+        _fill_strip(x, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, interior,
+                    strip)
         # Segments: 512-element chunks of the flat range, or of each output row. One call site
         # of _all_taps for both: each site inlines every first-pass variant, and two sites took
         # the kernel's compile time (fp32) from 9.3 to 13.9 s.
