@@ -198,3 +198,27 @@ def test_torch_semantics_when_available(rng):
         got = fastconv.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2,
                               padding_mode=mode)
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+
+
+def test_direct_first_pass_leaves_whole_passes_of_four():
+    """The direct kernel reads taps first, first + 4, ... four at a time: a remainder would read
+    past the taps."""
+    from fastconv._kernels.direct import first_pass_taps
+
+    for taps in range(1, 400):
+        first = first_pass_taps(taps)
+        assert first in (1, 2, 3, 4, 5, 9) and first <= taps, (taps, first)
+        assert (taps - first) % 4 == 0, (taps, first)
+    assert first_pass_taps(9) == 9  # 3x3 in one fused pass
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 3), (1, 7), (5, 5), (3, 4), (4, 4)])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_direct_every_first_pass_count(kernel, channels, rng):
+    """Tap counts whose first pass takes 1 to 5 and 9 taps, each against the oracle."""
+    x = rng.standard_normal((2, channels, 11, 13)).astype(np.float32)
+    w = rng.standard_normal((2, channels, *kernel)).astype(np.float32)
+    got = fastconv.conv2d(x, w, padding=1, method="direct")
+    expected = reference_conv2d(x, w, padding=(1, 1, 1, 1))
+    scale = reference_conv2d(abs(x), abs(w), padding=(1, 1, 1, 1))
+    assert_close(got, expected, scale, np.float32)
