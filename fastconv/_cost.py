@@ -223,9 +223,9 @@ class Work:
 
 def direct_work(geometry, threads, budget, constants):
     """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
-    each output channel, passes of taps (``first_pass_taps``, then four) over 512-element chunks of
-    each output row,
-    or, for short rows, of the whole block as one flat range (then copied out)."""
+    each output channel, passes of taps (``first_pass_taps``, then four) over 512-element chunks
+    of each output row, or, for short rows, of the whole block as one flat range (then copied
+    out)."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
@@ -364,7 +364,8 @@ def _implicit_work(geometry, tiling, terms, constants):
          * share + g.out_channels * depth * itemsize)
     _add(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
          items * pixels * depth * tiling.k_block * share)
-    tiles = tiling.strips_shape(g)[1] + tiling.tiles_shape(g)[1] * tiling.tiles_shape(g)[2]
+    _, tile_rows, tile_cols = tiling.tiles_shape(g)
+    tiles = tiling.strips_shape(g)[1] + tile_rows * tile_cols
     return Work(terms, implicit_fixed_bytes(g) + tiling.slots * tiles * itemsize)
 
 

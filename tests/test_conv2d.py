@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from oracle import assert_close, declined, reference_conv2d
+from oracle import assert_close, check_conv2d, declined, random_layer, reference_conv2d
 
 import fastconv
 from fastconv._validate import conv2d_problem, parse_padding
@@ -216,9 +216,6 @@ def test_direct_first_pass_leaves_whole_passes_of_four():
 @pytest.mark.parametrize("channels", [1, 2, 3])
 def test_direct_every_first_pass_count(kernel, channels, rng):
     """Tap counts whose first pass takes 1 to 5 and 9 taps, each against the oracle."""
-    x = rng.standard_normal((2, channels, 11, 13)).astype(np.float32)
-    w = rng.standard_normal((2, channels, *kernel)).astype(np.float32)
-    got = fastconv.conv2d(x, w, padding=1, method="direct")
-    expected = reference_conv2d(x, w, padding=(1, 1, 1, 1))
-    scale = reference_conv2d(abs(x), abs(w), padding=(1, 1, 1, 1))
-    assert_close(got, expected, scale, np.float32)
+    for dtype in (np.float32, np.float64):
+        x, w, bias = random_layer(rng, (2, channels, 11, 13), (2, channels, *kernel), dtype)
+        check_conv2d("direct", x, w, bias, padding=1)
