@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from . import _run_fft as fft_model
 from ._jit import cache_dir_setting
-from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, first_pass_taps
+from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, UNIT_ROWS_FROM, first_pass_taps
 from ._kernels.gemm import ROWS as MICRO_ROWS
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
@@ -225,7 +225,7 @@ def direct_work(geometry, threads, budget, constants):
     """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
     each output channel, passes of taps (``first_pass_taps``, then four) over 512-element chunks
     of each output row, or, for short rows, of the whole block as one flat range (then copied
-    out)."""
+    out); single-channel 3x3 kernels over unit column steps take one pass per row."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
@@ -249,7 +249,9 @@ def direct_work(geometry, threads, budget, constants):
     if threads > 1:
         terms["launch"] = 1.0
     _add(terms, "direct_item", items * share)
-    if g.stride[0] == 1 and wo < FLAT_BELOW:
+    unit_rows = (taps == 9 and sw == 1 and g.dilation[1] == 1
+                 and UNIT_ROWS_FROM <= wo <= COLUMN_CHUNK)
+    if g.stride[0] == 1 and wo < FLAT_BELOW and not unit_rows:
         pitch = sw * wq
         ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)
         _add(terms, "direct_pass", ranges * passes * share)

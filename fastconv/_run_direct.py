@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from ._kernels.direct import correlate_direct, first_pass_taps
+from ._kernels.direct import correlate_direct, first_pass_taps, presets_strips
 from ._padding import index_maps
+from ._validate import NUMPY_PAD_MODES
 
 # A worker's strip (its block of padded input rows) is kept within this many bytes so it stays in
 # L2 while every output channel of the group reads it (2 MiB L2 per core on the reference machine).
@@ -34,6 +35,9 @@ def run_direct(problem, threads):
     correlate_direct(
         problem.x, problem.w, problem.bias, rows, cols, g.padding[2], problem.fill,
         g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.groups,
-        block_rows(g, threads), first_pass_taps(problem.w[0].size), out,
+        block_rows(g, threads), first_pass_taps(problem.w[0].size),
+        presets_strips(NUMPY_PAD_MODES[g.padding_mode] == "constant" and any(g.padding),
+                       cols.shape[0], g.stride[1]),
+        out,
     )
     return out

@@ -39,6 +39,7 @@ Non-finite values
 
 import hashlib
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,18 +79,33 @@ ITEM_NS = 5000.0
 BYTES_PER_NS = 10.0
 L2_BYTES = 2 * 2**20
 
-def next_fast_len(n):
-    """Smallest 2**a * 3**b * 5**c >= n: ``scipy.fft.next_fast_len(n, real=True)`` without
-    importing scipy.fft (160 ms of ``import fastconv``)."""
-    best = 1 << max(n - 1, 0).bit_length()
+# Longest axis next_fast_len answers for: no array axis is longer.
+LONGEST_AXIS = 2**48
+
+
+@lru_cache(maxsize=1)
+def _smooth_lengths():
+    """Every 2**a * 3**b * 5**c up to LONGEST_AXIS (about 5,000), sorted; built on first use."""
+    lengths = []
     power5 = 1
-    while power5 < best:
+    while power5 <= LONGEST_AXIS:
         power35 = power5
-        while power35 < best:
-            best = min(best, power35 << max(-(-n // power35) - 1, 0).bit_length())
+        while power35 <= LONGEST_AXIS:
+            length = power35
+            while length <= LONGEST_AXIS:
+                lengths.append(length)
+                length *= 2
             power35 *= 3
         power5 *= 5
-    return best
+    return sorted(lengths)
+
+
+def next_fast_len(n):
+    """Smallest 2**a * 3**b * 5**c >= n (n <= LONGEST_AXIS): ``scipy.fft.next_fast_len(n,
+    real=True)`` without importing scipy.fft (160 ms of ``import fastconv``). A bisection of a
+    table: the search it replaces took 13 of a new shape's ~150 us of planning."""
+    lengths = _smooth_lengths()
+    return lengths[bisect_left(lengths, n)]
 
 
 # Tiles longer than this many kernel spans (or this floor) are not considered, except the single

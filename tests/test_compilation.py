@@ -81,5 +81,8 @@ def test_signatures_stay_closed():
         image = rng.integers(0, 5, (8, 9)).astype(dtype)
         fastconv.correlate2d(image, image[:3, :2], "same", "symm")
         fastconv.convolve2d(np.asfortranarray(image), image[::-1, :2], "full", "wrap")
-    kinds = {tuple(str(t) for t in signature[:1]) for signature in correlate_direct.signatures}
-    assert len(correlate_direct.signatures) == len(kinds) <= 5
+    # One compilation per input array type, whatever the shapes, layouts and options: a read-only
+    # input (earlier tests pass some) is its own Numba type, so count compute dtypes separately.
+    inputs = [signature[0] for signature in correlate_direct.signatures]
+    assert len(inputs) == len(set(inputs))
+    assert len({array.dtype for array in inputs}) <= 5

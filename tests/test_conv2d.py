@@ -219,3 +219,27 @@ def test_direct_every_first_pass_count(kernel, channels, rng):
     for dtype in (np.float32, np.float64):
         x, w, bias = random_layer(rng, (2, channels, 11, 13), (2, channels, *kernel), dtype)
         check_conv2d("direct", x, w, bias, padding=1)
+
+
+def _route_widths():
+    """Output widths on both sides of the direct kernel's route limits (padding 1, 3x3)."""
+    from fastconv._kernels.direct import COLUMN_CHUNK, PRESET_BELOW, UNIT_ROWS_FROM
+
+    # The strip is two columns wider than the output; preset strips are narrower than the limit.
+    limits = (UNIT_ROWS_FROM, COLUMN_CHUNK + 1, PRESET_BELOW - 2)
+    return sorted({limit + step for limit in limits for step in (-1, 0)})
+
+
+@pytest.mark.parametrize("width", _route_widths())
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (1, 2)])
+def test_direct_row_routes(width, padding_mode, stride, rng):
+    """Single-channel 3x3 layers (depthwise) on both sides of the direct kernel's route limits:
+    flat ranges below UNIT_ROWS_FROM output columns, unit rows up to COLUMN_CHUNK, chunked rows
+    above; constant padding preset on strips narrower than PRESET_BELOW, swept on wider ones."""
+    for dtype in (np.float32, np.float64):
+        x, w, bias = random_layer(rng, (2, 3, 6, width), (3, 1, 3, 3), dtype)
+        check_conv2d("direct", x, w, bias, padding=1, groups=3, stride=stride,
+                     padding_mode=padding_mode)
+        check_conv2d("direct", x, w, bias, padding=(0, 2), groups=3, dilation=(2, 1),
+                     padding_mode=padding_mode)

@@ -21,3 +21,15 @@ def test_ci_runs_the_readme_test_command():
     command = readme.split("## Tests", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert command in ci
+
+
+def test_readme_links_point_into_the_repository():
+    """Images and relative links resolve to committed files (a report written to /tmp once left
+    the README pointing there)."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)\)", readme)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README links no local files"
+    missing = [t for t in local if not (ROOT / t).resolve().is_relative_to(ROOT)
+               or not (ROOT / t).exists()]
+    assert not missing, missing

@@ -322,7 +322,7 @@ def test_threads_do_not_change_the_result(monkeypatch, rng):
 def test_next_fast_len_matches_scipy():
     from scipy.fft import next_fast_len as scipy_next_fast_len
 
-    from fastconv._run_fft import next_fast_len
+    from fastconv._run_fft import LONGEST_AXIS, next_fast_len
 
-    for n in [*range(1, 3000), 4097, 65537, 1_000_003]:
+    for n in [*range(1, 3000), 4097, 65537, 1_000_003, 3**23 + 1, LONGEST_AXIS - 1, LONGEST_AXIS]:
         assert next_fast_len(n) == scipy_next_fast_len(n, real=True), n

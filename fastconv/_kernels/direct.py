@@ -11,6 +11,8 @@ row is loaded and stored once per pass instead of once per FMA, and the first pa
 row (with the bias) instead of accumulating. Tap offsets into the strip are computed once per
 call, so a pass costs no integer division: with them, depthwise 3x3 on 56x56 rows ran
 2.7x faster than computing each tap's view per pass (4.0 vs 10.8 ms, 8x128 channels, 1 thread).
+A single-channel 3x3 kernel over unit column steps (depthwise 3x3, one-channel images) has its
+own row loop with the nine weights and column offsets fixed at compile time.
 """
 
 import numpy as np
@@ -23,15 +25,26 @@ from .._jit import inline_helper, parallel_kernel
 COLUMN_CHUNK = 512
 # Output rows narrower than this are computed block-wise as one flat range (see below).
 FLAT_BELOW = 256
+# Single-channel 3x3 kernels over unit column steps run row by row (_unit_rows_3x3) on output rows
+# this wide or wider (up to COLUMN_CHUNK): on narrower rows the flat range was faster (8x256
+# channels of 28x28, fp32: 1.40 vs 1.62 ms row by row; 56x56: 1.52 vs 1.67 ms the other way).
+UNIT_ROWS_FROM = 32
+# Constant padding on strips at most this wide: the whole strip is set to the fill value first and
+# the per-row border sweep skipped, which costs more than the extra writes on narrow rows
+# (depthwise 3x3 8x128 channels of 56x56, fp32: 1.27 vs 1.52 ms), less on wide ones (4x256x256
+# one-channel images: 0.088 vs 0.080 ms).
+PRESET_BELOW = 129
 
 
 @inline_helper
-def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, strip):
+def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, preset, strip):
     """Copy padded rows ``first_row .. first_row + rows`` of channels ``c0 ..`` into ``strip``.
 
     ``strip`` has shape (channels, rows_in, sw, Wq): padded column m lands in phase ``m % sw`` at
     index ``m // sw``. ``rowmap``/``colmap`` give the source index of each padded row/column, or -1
     for the constant ``fill``; ``left`` is the number of padded columns before column 0.
+    ``preset``: the strip already holds ``fill`` everywhere and every padded position is the
+    fill, so the border sweep is skipped.
     """
     channels = strip.shape[0]
     sw = strip.shape[2]
@@ -44,6 +57,8 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior,
         for r in range(rows):
             src = rowmap[first_row + r]
             if src < 0:
+                if preset:
+                    continue
                 for ph in range(sw):
                     dst = strip[c, r, ph]
                     for t in range(wq):
@@ -73,6 +88,8 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior,
     # The borders (through the column map) in a second sweep: writing each row's few border
     # elements right after its vector copy made the fill 4x slower (1.9 vs 0.47 us per 56x56
     # plane, fp32, stride 1).
+    if preset:
+        return
     for c in range(channels):
         for r in range(rows):
             src = rowmap[first_row + r]
@@ -89,6 +106,14 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior,
                     if m < padded_width:
                         cm = colmap[m]
                         dst[t] = xrow[cm] if cm >= 0 else fill
+
+
+def presets_strips(constant_padding, padded_width, sw):
+    """Whether the kernel sets each strip to the fill before copying the input rows in: with
+    constant padding on strips narrower than PRESET_BELOW. Decided outside the kernel: a
+    ``min()`` of the index maps inside it compiles as a parallel reduction (kernel compile time
+    9 -> 12 s)."""
+    return constant_padding and -(-padded_width // sw) < PRESET_BELOW
 
 
 def first_pass_taps(taps):
@@ -161,15 +186,39 @@ def _all_taps(target, b, flat, base, offsets, wk, first, width):
             target[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
 
 
+
+@inline_helper
+def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
+    """plane[i0:i1] = b + a single-channel 3x3 kernel over unit column steps: the column offsets
+    (0, 1, 2) are constants, so each output row reads three strip rows instead of nine tap
+    segments (depthwise 3x3 8x128 channels of 56x56, fp32: 1.49 vs 1.78 ms)."""
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = (wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7],
+                                          wk[8])
+    top, middle, bottom = offsets[0], offsets[3], offsets[6]
+    wo = plane.shape[1]
+    for i in range(i0, i1):
+        base = (i - i0) * row_step
+        s0 = flat[base + top:base + top + wo + 2]
+        s1 = flat[base + middle:base + middle + wo + 2]
+        s2 = flat[base + bottom:base + bottom + wo + 2]
+        orow = plane[i]
+        for j in range(wo):
+            orow[j] = (b + w0 * s0[j] + w1 * s0[j + 1] + w2 * s0[j + 2]
+                       + w3 * s1[j] + w4 * s1[j + 1] + w5 * s1[j + 2]
+                       + w6 * s2[j] + w7 * s2[j + 1] + w8 * s2[j + 2])
+
+
 @parallel_kernel
 def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, groups, block_rows,
-                     first, out):
+                     first, preset, out):
     """out[n, k, i, j] = bias[k] + sum over (c, p, q) of
     w[k, c, p, q] * xpad[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw].
 
     Preconditions: all arrays C-contiguous and of one dtype (``rowmap``/``colmap`` int64, ``fill``
     a 1-element array); ``xpad`` is ``x`` seen through the index maps, ``left`` the left padding;
-    ``first`` is ``first_pass_taps`` of the taps per output channel; shapes are consistent.
+    ``first`` is ``first_pass_taps`` of the taps per output channel; ``preset`` says every padded
+    position is the constant fill and strips are set to it first (``presets_strips``); shapes are
+    consistent.
     """
     n_images = x.shape[0]
     k_total, cg, kh, kw = w.shape
@@ -199,7 +248,8 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
     # between the row ends are computed and dropped. A pass per short row costs more in set-up
     # than in arithmetic (1 thread: depthwise 3x3 56x56 8x128 channels 3.8 -> 3.3 ms; 16->16
     # channels 64x64 3x3 batch 8 4.5 -> 3.0 ms).
-    flat_rows = sh == 1 and wo < FLAT_BELOW
+    unit_rows = taps == 9 and sw == 1 and dw == 1 and UNIT_ROWS_FROM <= wo <= COLUMN_CHUNK
+    flat_rows = sh == 1 and wo < FLAT_BELOW and not unit_rows
     for item in prange(n_images * groups * n_blocks):
         n = item // (groups * n_blocks)
         g = (item // n_blocks) % groups
@@ -215,8 +265,11 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
         flat[strip_size:] = 0
         strip = flat[:strip_size].reshape((cg, rows_in, sw, wq))
         rows_out = buffers[strip_size + row_step:]
+        if preset:
+            for t in range(strip_size):
+                flat[t] = fill_value
         _fill_strip(x, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, interior,
-                    strip)
+                    preset, strip)
         # Segments: 512-element chunks of the flat range, or of each output row. One call site
         # of _all_taps for both: each site inlines every first-pass variant, and two sites took
         # the kernel's compile time (fp32) from 9.3 to 13.9 s.
@@ -226,6 +279,9 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
         for k in range(g * kg, (g + 1) * kg):
             wk = w[k].ravel()
             b = bias[k]
+            if unit_rows:
+                _unit_rows_3x3(out[n, k], i0, i1, b, flat, offsets, row_step, wk)
+                continue
             for s in range(segments):
                 if flat_rows:
                     base = s * COLUMN_CHUNK
