@@ -88,6 +88,9 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
+    if "gemm_threads" in metafunc.fixturenames:
+        counts = metafunc.config.stash[THREADS]
+        metafunc.parametrize("gemm_threads", counts, ids=[f"t{n}" for n in counts])
     for argument, kind in CASE_ARGUMENTS.items():
         if argument in metafunc.fixturenames:
             libraries = [library for library in all_libraries() if kind in library.kinds]

@@ -40,6 +40,13 @@ def load(path):
     return [problems[key] for key in order], cells, libraries, results
 
 
+def gemm_rates(results):
+    """(dtype, threads) -> GFLOP/s of the BLAS GEMM measured by bench/test_layers.py."""
+    return {(b["extra_info"]["gemm_dtype"], b["extra_info"]["threads"]):
+            b["extra_info"]["flops"] / b["stats"]["median"] / 1e9
+            for b in results["benchmarks"] if "gemm_dtype" in b["extra_info"]}
+
+
 def short(library):
     if library.startswith("fastconv."):
         return library.removeprefix("fastconv.")
@@ -101,14 +108,17 @@ def layer_text(p):
     return text
 
 
-def table(problems, cells, libraries):
-    """Markdown rows for one table (one family, dtype and thread count)."""
+def table(problems, cells, libraries, gemm_rate=None):
+    """Markdown rows for one table (one family, dtype and thread count); layer tables give
+    auto's GFLOP/s, and its share of ``gemm_rate`` (GFLOP/s) when known."""
     layer = problems[0]["kind"] == "layer"
     present = [lib for lib in libraries if any((p["problem"], p["threads"], lib) in cells
                                                for p in problems)]
     head = ["layer", "shape"] if layer else ["kernel", "mode"]
     head += [f"**{short(lib)}**" if lib.startswith("fastconv.") else short(lib) for lib in present]
     head += ["best peer", "auto runs"] + (["auto GFLOP/s"] if layer else [])
+    if layer and gemm_rate:
+        head.append(f"of GEMM ({gemm_rate:.3g} GFLOP/s)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in problems:
         peer = best_peer(p, cells, present)
@@ -119,6 +129,8 @@ def table(problems, cells, libraries):
         if layer:
             rate = 2 * p["macs"] / auto["median"] / 1e9 if "median" in auto else None
             row.append(f"{rate:.3g}" if rate else "—")
+            if gemm_rate:
+                row.append(f"{rate / gemm_rate:.0%}" if rate else "—")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -153,6 +165,8 @@ def machine_lines(results):
         + f" ({', '.join(filter(None, [pool['library'], pool['architecture']]))})"
         for pool in bench.get("thread_pools", []))
     commit = results.get("commit_info", {})
+    rates = ", ".join(f"{dtype} {rate:.3g} GFLOP/s on {threads} thread(s)"
+                      for (dtype, threads), rate in sorted(gemm_rates(results).items()))
     return [
         f"- CPU: {bench.get('cpu_model') or info['cpu'].get('brand_raw')} (LLVM target "
         f"`{bench.get('llvm_cpu')}`), {bench.get('logical_cpus')} logical CPUs, "
@@ -162,6 +176,7 @@ def machine_lines(results):
         f"{bench.get('numba_threading_layer')}",
         f"- Python {bench.get('python')} on {bench.get('system')}; {versions}",
         f"- Thread pools: {pools}",
+        f"- BLAS GEMM rate (NumPy matmul of 2048x2048 matrices): {rates or 'not measured'}",
         f"- Grid `{run.get('grid')}`; cases whose call was estimated above "
         f"{run.get('max_call_seconds')} s were skipped; commit {commit.get('id', '?')[:12]}"
         + (" (with uncommitted changes)" if commit.get("dirty") else "")
@@ -231,7 +246,7 @@ def write_report(results_path, out_dir, latency_path=None):
     for (threads, kind, family, dtype), rows in tables.items():
         title = f"{family} image" if kind == "image" else "NCHW layers"
         lines += ["", f"### {title}, {dtype}, {threads} thread(s)", ""]
-        lines += table(rows, cells, libraries)
+        lines += table(rows, cells, libraries, gemm_rates(results).get((dtype, threads)))
         if kind == "image":
             name = f"image-{family}-{dtype}-t{threads}.png"
             plot(rows, cells, libraries, out_dir / name)
