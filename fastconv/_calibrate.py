@@ -62,6 +62,7 @@ def _problems():
             _geometry(2, 3, 140, 4, 3, dtype, dilation=2),  # dilated
             _geometry(2, 4, 72, 8, 5, dtype, padding=2),  # channels: many passes per output
             _geometry(4, 16, 24, 16, 3, dtype, padding=1),  # more channels, short rows
+            _geometry(2, 1, 96, 32, 3, dtype, padding=1),  # one channel to many: unit rows
             _geometry(1, 1, 16, 1, 3, dtype),  # tiny: the fixed cost
         ]
     im2col = []
@@ -74,6 +75,7 @@ def _problems():
             _geometry(1, 3, 96, 48, 7, dtype, stride=2, padding=3),  # stem-like, strided
             _geometry(1, 16, 40, 16, 9, dtype, padding=4),  # few channels, big kernel
             _geometry(1, 32, 50, 8, 3, dtype, padding=1),  # few output channels
+            _geometry(2, 1, 96, 32, 3, dtype, padding=1),  # one input channel: a shallow GEMM
             _geometry(4, 32, 16, 32, 3, dtype, padding=1, groups=4),  # groups
             _geometry(4, 48, 12, 48, 3, dtype, padding=1, groups=48),  # depthwise: a GEMM per plane
             _geometry(2, 240, 7, 240, 3, dtype, padding=1, groups=240),  # depthwise, tiny GEMMs

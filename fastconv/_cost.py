@@ -130,46 +130,46 @@ class MachineConstants:
 
 # Fitted on the reference machine (2-vCPU Intel Xeon, AVX-512, LLVM cpu "rocketlake"; numba
 # 0.68.1, SciPy 1.17.1's OpenBLAS 0.3.30, omp threading layer) by `python -m fastconv calibrate`:
-# the median of each constant over three runs (2026-11-22 05:10 UTC; the runs agreed within 15%
-# on every constant but the collinear direct_f32/f64, unfold/gemm_a/gemm_c and the parallel
-# efficiency, which the fit trades against their neighbours). Terms that least squares leaves at
-# 0 are a cost that the fit could not separate from the others on its problems (it is counted in
-# them).
+# the median of each constant over three runs (2026-11-22 05:12 UTC). One run was about 1.5x
+# slower throughout (the machine is shared); the other two agreed within 15% on every constant
+# but the collinear direct_f32/f64, gemm_a/gemm_c and the launch cost, which the fit trades
+# against their neighbours. Terms that least squares leaves at 0 are a cost that the fit could
+# not separate from the others on its problems (it is counted in them).
 DEFAULTS = MachineConstants(
     source="shipped defaults (reference machine)",
-    launch=1.46e-06,
-    parallel=0.951,
-    direct_call=4.03e-06,
-    direct_item=1.85e-07,
-    direct_pass=7.9e-09,
-    direct_f32=2.5e-11,
-    direct_f64=7.8e-11,
-    direct_tap_f32=2.42e-11,
-    direct_tap_f64=3.69e-11,
-    direct_fill=4.79e-11,
-    direct_gather=5.18e-10,
-    im2col_call=1.09e-05,
-    unfold_call=1.58e-05,
-    unfold=2e-11,
-    unfold_phase=1.04e-09,
-    gemm_call=8.91e-08,
-    gemm_f32=1.38e-11,
-    gemm_f64=2.75e-11,
-    gemm_a=1e-11,
+    launch=1.41e-06,
+    parallel=0.968,
+    direct_call=4.12e-06,
+    direct_item=2.07e-07,
+    direct_pass=8.01e-09,
+    direct_f32=3.2e-11,
+    direct_f64=3.72e-11,
+    direct_tap_f32=2.35e-11,
+    direct_tap_f64=4.93e-11,
+    direct_fill=4e-11,
+    direct_gather=5.24e-10,
+    im2col_call=1.15e-05,
+    unfold_call=1.42e-05,
+    unfold=4.63e-11,
+    unfold_phase=1.05e-09,
+    gemm_call=8.65e-08,
+    gemm_f32=1.39e-11,
+    gemm_f64=2.74e-11,
+    gemm_a=1.12e-12,
     gemm_b=0,
-    gemm_c=8.74e-12,
-    implicit_f32=1.33e-11,
-    implicit_f64=2.59e-11,
-    winograd_call=2.94e-05,
-    winograd_weights=1.4e-08,
-    winograd_in=2.81e-10,
-    winograd_out=8.77e-09,
-    winograd_f32=1.66e-11,
-    winograd_f64=5.06e-11,
-    fft_call=1.85e-05,
-    fft_f32=1.32,
-    fft_f64=0.847,
-    fft_mac=1.78,
+    gemm_c=2.56e-11,
+    implicit_f32=1.3e-11,
+    implicit_f64=2.51e-11,
+    winograd_call=2.9e-05,
+    winograd_weights=1.39e-08,
+    winograd_in=3.19e-10,
+    winograd_out=8.49e-09,
+    winograd_f32=1.68e-11,
+    winograd_f64=5.15e-11,
+    fft_call=2.14e-05,
+    fft_f32=1.34,
+    fft_f64=0.858,
+    fft_mac=1.81,
     fft_other=0,
 )
 

@@ -39,7 +39,7 @@ Non-finite values
 
 import hashlib
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -114,13 +114,10 @@ def next_fast_len(n):
 # planning a new 2048x2048 image 3x faster.
 MAX_TILE_SPANS = 64
 MAX_TILE_FLOOR = 512
-# Candidate tile lengths: 5-smooth, as scipy.fft.next_fast_len(real=True) (a prime length such as
-# 1031 is 5-6x slower than 1024).
-_SMOOTH = np.array(sorted(
-    2**a * 3**b * 5**c
-    for a in range(14) for b in range(9) for c in range(6)
-    if 8 <= 2**a * 3**b * 5**c <= 4096
-))
+# Candidate tile lengths: 5-smooth (a prime length such as 1031 is 5-6x slower than 1024), from
+# SHORTEST_TILE to LONGEST_TILE points.
+SHORTEST_TILE = 8
+LONGEST_TILE = 4096
 
 
 @dataclass(frozen=True)
@@ -166,11 +163,13 @@ def _axis_options(out1, span, before, size, zero_wrap):
     if zero_wrap:
         single = max(span, out1, before + size, need - before)
     single = next_fast_len(min(single, need))
-    longest = min(single - 1, max(MAX_TILE_SPANS * span, MAX_TILE_FLOOR))
-    lengths = np.concatenate(([single], _SMOOTH[(_SMOOTH >= span + 1) & (_SMOOTH <= longest)]))
-    outputs = lengths - span + 1
+    longest = min(single - 1, max(MAX_TILE_SPANS * span, MAX_TILE_FLOOR), LONGEST_TILE)
+    smooth = _smooth_lengths()
+    tiles = smooth[bisect_left(smooth, max(span + 1, SHORTEST_TILE)):bisect_right(smooth, longest)]
+    lengths = np.array([single, *tiles], dtype=float)
+    outputs = lengths - (span - 1)
     outputs[0] = out1
-    return lengths.astype(float), outputs.astype(float)
+    return lengths, outputs
 
 
 def _axis_lengths(geometry, zero_wrap):
