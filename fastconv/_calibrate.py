@@ -22,9 +22,8 @@ from ._methods import REGISTRY
 from ._threads import numba_threads
 from ._validate import Geometry, Problem
 
-# Each problem is timed in ROUNDS rounds over all of a strategy's problems (so that a burst of
-# load from another process spoils one round of every problem rather than every run of one), each
-# round spending up to SECONDS_PER_ROUND on it; the minimum over all runs is kept.
+# Each problem is timed in ROUNDS rounds over every strategy's problems (see _time), each round
+# spending up to SECONDS_PER_ROUND on it; the minimum over all runs is kept.
 ROUNDS = 7
 SECONDS_PER_ROUND = 0.04
 MAX_RUNS = 10
@@ -121,15 +120,17 @@ def _problem(geometry, rng):
                    fill=np.zeros(1, g.dtype))
 
 
-def _time(method, problems, threads):
-    """Minimum seconds of ``method`` on each of ``problems``, after a warm-up run of each."""
-    run = REGISTRY[method].run
-    best = [float("inf")] * len(problems)
+def _time(runs, threads):
+    """Minimum seconds of each (method, problem) in ``runs``, after a warm-up run of each. Every
+    round covers all of them, so that a burst of load from another process (seconds long on a
+    shared machine) spoils a round of every strategy alike rather than all rounds of one."""
+    best = [float("inf")] * len(runs)
     with numba_threads(threads):
-        for problem in problems:
-            run(problem, threads)
+        for method, problem in runs:
+            REGISTRY[method].run(problem, threads)
         for _ in range(ROUNDS):
-            for i, problem in enumerate(problems):
+            for i, (method, problem) in enumerate(runs):
+                run = REGISTRY[method].run
                 spent = 0.0
                 for _ in range(MAX_RUNS):
                     start = time.perf_counter()
@@ -162,9 +163,16 @@ def calibrate(threads, report=print):
     constants = DEFAULTS
     budget = 64 * 2**20
     fitted = set()
-    for method, geometries in _problems().items():
-        started = time.perf_counter()
-        seconds = _time(method, [_problem(g, rng) for g in geometries], 1)
+    problems = _problems()
+    runs = [(method, _problem(g, rng)) for method, geometries in problems.items()
+            for g in geometries]
+    started = time.perf_counter()
+    times = _time(runs, 1)
+    report(f"timed {len(runs)} problems in {time.perf_counter() - started:.1f} s")
+    first = 0
+    for method, geometries in problems.items():
+        seconds = times[first:first + len(geometries)]
+        first += len(geometries)
         rows = [MODELS[method](g, 1, budget, constants).terms for g in geometries]
         # Constants shared with a strategy fitted before (the GEMM's) keep that fit.
         names = sorted({name for row in rows for name in row} - fitted)
@@ -174,8 +182,8 @@ def calibrate(threads, report=print):
         fitted.update(names)
         constants = replace(constants, **values)
         errors = [evaluate(row, constants) / t for row, t in zip(rows, seconds, strict=True)]
-        report(f"{method}: {len(rows)} problems in {time.perf_counter() - started:.1f} s; "
-               f"estimate/measured {min(errors):.2f} .. {max(errors):.2f}")
+        report(f"{method}: {len(rows)} problems; estimate/measured {min(errors):.2f} .. "
+               f"{max(errors):.2f}")
     if threads > 1:
         constants = _threading(constants, threads, rng, report)
     return constants
@@ -191,8 +199,8 @@ def _threading(constants, threads, rng, report):
     # timing here: a single pair varied from 0.69 to 1.00 in parallel efficiency between runs on
     # the quiet reference machine, and medians of five still gave 0.65-1.00, since another
     # process on a core slows the all-threads runs most.
-    pairs = [(_time("direct", problems, 1), _time("direct", problems, threads))
-             for _ in range(THREAD_PAIRS)]
+    runs = [("direct", problem) for problem in problems]
+    pairs = [(_time(runs, 1), _time(runs, threads)) for _ in range(THREAD_PAIRS)]
     times = {tiny: tuple(min(p[k][0] for p in pairs) for k in range(2)),
              large: tuple(min(p[k][1] for p in pairs) for k in range(2))}
     launch = max(times[tiny][1] - times[tiny][0], 0.0)

@@ -39,8 +39,9 @@ REGISTRY: dict[str, Method] = {
         name="direct",
         run=run_direct,
         declines=_never,
-        summary="Parallel Numba loops over a cache-resident padded strip, 4 taps per pass; every "
-        "feature and dtype. Best for small kernels, depthwise and few channels.",
+        summary="Parallel Numba loops over a cache-resident padded strip, up to nine taps per "
+        "pass (3x3 in one); every feature and dtype. Best for small kernels, depthwise and few "
+        "channels.",
     ),
     "im2col": Method(
         name="im2col",

@@ -247,6 +247,24 @@ def test_integer_data_never_goes_to_a_rounding_strategy():
                                                             method="direct"))
 
 
+def test_calibrate_fits_every_strategy_and_the_threads(monkeypatch):
+    from fastconv import _calibrate
+
+    problems = _calibrate._problems()
+    # A quarter of the problems, timed briefly: this checks the fit, not the machine.
+    monkeypatch.setattr(_calibrate, "_problems",
+                        lambda: {method: chosen[::4] for method, chosen in problems.items()})
+    monkeypatch.setattr(_calibrate, "ROUNDS", 1)
+    monkeypatch.setattr(_calibrate, "THREAD_PAIRS", 2)
+    lines = []
+    constants = _calibrate.calibrate(2, lines.append)
+    assert lines[0].startswith("timed ")
+    assert [line.split(":")[0] for line in lines[1:]] == [*problems, "threads"]
+    values = {name: value for name, value in vars(constants).items() if name != "source"}
+    assert all(np.isfinite(value) and value >= 0 for value in values.values()), values
+    assert 0.3 <= constants.parallel <= 1.0
+
+
 def test_constants_round_trip_through_the_cache_file(tmp_path):
     fitted = replace(_cost.DEFAULTS, direct_pass=3e-8, gemm_f32=1e-11, fft_mac=1.7)
     path = _cost.save_constants(fitted, "2026-01-01 00:00 UTC")
