@@ -26,13 +26,14 @@ COLUMN_CHUNK = 512
 # Output rows narrower than this are computed block-wise as one flat range (see below).
 FLAT_BELOW = 256
 # Single-channel 3x3 kernels over unit column steps run row by row (_unit_rows_3x3) on output rows
-# this wide or wider (up to COLUMN_CHUNK): on narrower rows the flat range was faster (8x256
-# channels of 28x28, fp32: 1.40 vs 1.62 ms row by row; 56x56: 1.52 vs 1.67 ms the other way).
+# this wide or wider (up to COLUMN_CHUNK): on narrower rows the flat range was faster (fp32,
+# 2 threads, medians: depthwise 8x256 channels of 28x28, flat 1.49 vs row by row 1.71 ms; 8x128
+# of 56x56, row by row 1.56 vs flat 1.75 ms).
 UNIT_ROWS_FROM = 32
 # Constant padding on strips at most this wide: the whole strip is set to the fill value first and
 # the per-row border sweep skipped, which costs more than the extra writes on narrow rows
-# (depthwise 3x3 8x128 channels of 56x56, fp32: 1.27 vs 1.52 ms), less on wide ones (4x256x256
-# one-channel images: 0.088 vs 0.080 ms).
+# (fp32, 2 threads, minima: depthwise 3x3 8x128 channels of 56x56, 1.27 vs 1.52 ms), less on wide
+# ones (4x256x256 one-channel images: 0.088 vs 0.080 ms).
 PRESET_BELOW = 129
 
 
@@ -186,12 +187,11 @@ def _all_taps(target, b, flat, base, offsets, wk, first, width):
             target[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
 
 
-
 @inline_helper
 def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
     """plane[i0:i1] = b + a single-channel 3x3 kernel over unit column steps: the column offsets
     (0, 1, 2) are constants, so each output row reads three strip rows instead of nine tap
-    segments (depthwise 3x3 8x128 channels of 56x56, fp32: 1.49 vs 1.78 ms)."""
+    segments (depthwise 3x3 8x128 channels of 56x56, fp32, 2 threads, minima: 1.49 vs 1.78 ms)."""
     w0, w1, w2, w3, w4, w5, w6, w7, w8 = (wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7],
                                           wk[8])
     top, middle, bottom = offsets[0], offsets[3], offsets[6]
