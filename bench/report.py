@@ -247,6 +247,9 @@ def write_report(results_path, out_dir, latency_path=None):
         title = f"{family} image" if kind == "image" else "NCHW layers"
         lines += ["", f"### {title}, {dtype}, {threads} thread(s)", ""]
         lines += table(rows, cells, libraries, gemm_rates(results).get((dtype, threads)))
+        if kind == "layer":
+            lines += ["", "GFLOP/s count the direct method's multiply-adds (2 flops each); FFT "
+                      "and Winograd do fewer, so their share of the GEMM rate can pass 100%."]
         if kind == "image":
             name = f"image-{family}-{dtype}-t{threads}.png"
             plot(rows, cells, libraries, out_dir / name)
