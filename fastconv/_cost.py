@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from . import _run_fft as fft_model
 from ._jit import cache_dir_setting
-from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, UNIT_ROWS_FROM, first_pass_taps
+from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, first_pass_taps, runs_unit_rows
 from ._kernels.gemm import ROWS as MICRO_ROWS
 from ._run_direct import block_rows
 from ._run_fft import _real_sizes as fft_sizes
@@ -250,8 +250,7 @@ def direct_work(geometry, threads, budget, constants):
     if threads > 1:
         terms["launch"] = 1.0
     _add(terms, "direct_item", items * share)
-    unit_rows = (taps == 9 and sw == 1 and g.dilation[1] == 1
-                 and UNIT_ROWS_FROM <= wo <= COLUMN_CHUNK)
+    unit_rows = runs_unit_rows(taps, sw, g.dilation[1], wo)
     if g.stride[0] == 1 and wo < FLAT_BELOW and not unit_rows:
         pitch = sw * wq
         ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)

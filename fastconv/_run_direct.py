@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._kernels.direct import correlate_direct, first_pass_taps, presets_strips
+from ._kernels.direct import correlate_direct, first_pass_taps, presets_strips, runs_unit_rows
 from ._padding import index_maps
 from ._validate import NUMPY_PAD_MODES
 
@@ -38,6 +38,7 @@ def run_direct(problem, threads):
         block_rows(g, threads), first_pass_taps(problem.w[0].size),
         presets_strips(NUMPY_PAD_MODES[g.padding_mode] == "constant" and any(g.padding),
                        cols.shape[0], g.stride[1]),
+        runs_unit_rows(problem.w[0].size, g.stride[1], g.dilation[1], g.out_width),
         out,
     )
     return out

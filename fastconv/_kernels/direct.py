@@ -117,6 +117,12 @@ def presets_strips(constant_padding, padded_width, sw):
     return constant_padding and -(-padded_width // sw) < PRESET_BELOW
 
 
+def runs_unit_rows(taps, sw, dw, wo):
+    """Whether the kernel computes its rows with _unit_rows_3x3: one 3x3 channel per output
+    (taps == 9), unit column steps, and output rows UNIT_ROWS_FROM to COLUMN_CHUNK wide."""
+    return taps == 9 and sw == 1 and dw == 1 and UNIT_ROWS_FROM <= wo <= COLUMN_CHUNK
+
+
 def first_pass_taps(taps):
     """Taps of the first pass: nine for 3x3 (one fused pass ran depthwise 3x3 two times faster
     than passes of five and four: 1.1 vs 2.2 ms, 8x128 channels of 56x56, 2 threads), else two
@@ -210,15 +216,15 @@ def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
 
 @parallel_kernel
 def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, groups, block_rows,
-                     first, preset, out):
+                     first, preset, unit_rows, out):
     """out[n, k, i, j] = bias[k] + sum over (c, p, q) of
     w[k, c, p, q] * xpad[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw].
 
     Preconditions: all arrays C-contiguous and of one dtype (``rowmap``/``colmap`` int64, ``fill``
     a 1-element array); ``xpad`` is ``x`` seen through the index maps, ``left`` the left padding;
     ``first`` is ``first_pass_taps`` of the taps per output channel; ``preset`` says every padded
-    position is the constant fill and strips are set to it first (``presets_strips``); shapes are
-    consistent.
+    position is the constant fill and strips are set to it first (``presets_strips``);
+    ``unit_rows`` is ``runs_unit_rows`` of the geometry; shapes are consistent.
     """
     n_images = x.shape[0]
     k_total, cg, kh, kw = w.shape
@@ -248,7 +254,6 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
     # between the row ends are computed and dropped. A pass per short row costs more in set-up
     # than in arithmetic (1 thread: depthwise 3x3 56x56 8x128 channels 3.8 -> 3.3 ms; 16->16
     # channels 64x64 3x3 batch 8 4.5 -> 3.0 ms).
-    unit_rows = taps == 9 and sw == 1 and dw == 1 and UNIT_ROWS_FROM <= wo <= COLUMN_CHUNK
     flat_rows = sh == 1 and wo < FLAT_BELOW and not unit_rows
     for item in prange(n_images * groups * n_blocks):
         n = item // (groups * n_blocks)
