@@ -70,6 +70,7 @@ def _problems():
             _geometry(1, 128, 10, 256, 3, dtype, padding=1),  # short rows, many channels
             _geometry(2, 96, 24, 32, 1, dtype),  # 1x1: GEMM on the input
             _geometry(1, 256, 12, 128, 1, dtype),  # 1x1, few pixels: weight packing
+            _geometry(2, 128, 28, 64, 1, dtype),  # 1x1 through the micro-kernel
             _geometry(1, 3, 96, 48, 7, dtype, stride=2, padding=3),  # stem-like, strided
             _geometry(1, 16, 40, 16, 9, dtype, padding=4),  # few channels, big kernel
             _geometry(1, 32, 50, 8, 3, dtype, padding=1),  # few output channels

@@ -34,6 +34,7 @@ from ._run_im2col import (
     implicit_fixed_bytes,
     implicit_tiling,
     is_pointwise,
+    pointwise_implicit_tiling,
     unfolded_tiling,
 )
 from ._run_winograd import fixed_bytes as winograd_fixed_bytes
@@ -295,6 +296,10 @@ def im2col_work(geometry, threads, budget, constants):
     if threads > 1:
         terms["launch"] = 1.0
     if is_pointwise(g):
+        implicit = pointwise_implicit_tiling(g, threads, budget)
+        if implicit is not None:
+            terms["unfold_call"] = 1.0
+            return _pointwise_implicit_work(g, implicit, terms, constants)
         pixels = g.height * g.width
         tile = max(1, TILE_BYTES // ((cg + kg) * itemsize))
         wanted = -(-ITEMS_PER_THREAD * threads // (g.batch * g.groups))
@@ -363,12 +368,41 @@ def _implicit_work(geometry, tiling, terms, constants):
     pixels = -(-(rows * wp) // MICRO_ROWS) * MICRO_ROWS
     strips = g.batch * g.groups * row_blocks * cg * (rows + halo) * wp
     _add(terms, "unfold", (strips + g.batch * g.out_channels * ho * g.out_width) * itemsize
-         * share + g.out_channels * depth * itemsize)
+         * share + _packing(g, depth, tiling.slots, constants))
     _add(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
          items * pixels * depth * tiling.k_block * share)
     _, tile_rows, tile_cols = tiling.tiles_shape(g)
     tiles = tiling.strips_shape(g)[1] + tile_rows * tile_cols
     return Work(terms, implicit_fixed_bytes(g) + tiling.slots * tiles * itemsize)
+
+
+def _pointwise_implicit_work(geometry, tiling, terms, constants):
+    """im2col's micro-kernel on a pointwise layer: per (image, group, pixel tile, weight panel)
+    item, a strip copy of the tile's pixels (once per tile), the micro-kernel over the tile
+    rounded up to MICRO_ROWS pixels, the transposed output tile; the weights packed per call."""
+    g = geometry
+    itemsize = g.dtype.itemsize
+    cg = g.channels // g.groups
+    pixels = g.height * g.width
+    blocks = -(-pixels // tiling.tile)
+    items = g.batch * g.groups * blocks * -(-(g.out_channels // g.groups) // tiling.k_block)
+    share = _parallel_share(items, tiling.slots, constants)
+    rounded = -(-pixels // blocks // MICRO_ROWS) * MICRO_ROWS
+    _add(terms, "unfold", g.batch * (g.channels + g.out_channels) * pixels * itemsize * share
+         + _packing(g, cg, tiling.slots, constants))
+    _add(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
+         items * rounded * cg * tiling.k_block * share)
+    strips = tiling.strips_shape(g)[1]
+    _, tile_rows, tile_cols = tiling.tiles_shape()
+    return Work(terms, implicit_fixed_bytes(g) + tiling.slots * (strips + tile_rows * tile_cols)
+                * itemsize)
+
+
+def _packing(geometry, depth, threads, constants):
+    """The unfold term's bytes of pack_weights, a parallel copy of the (K, depth) weights."""
+    g = geometry
+    share = _parallel_share(g.out_channels, threads, constants)
+    return g.out_channels * depth * g.dtype.itemsize * share
 
 
 def fft_work(geometry, threads, budget, constants):

@@ -1,6 +1,7 @@
-"""Runner of the im2col strategy: choose between the implicit GEMM (stride-1 float layers where
-it measured faster) and an unfold (im2col or kernel-row bands) with BLAS, size the tiles within
-the workspace budget, limit BLAS to one thread per Numba thread, call the kernel."""
+"""Runner of the im2col strategy: choose between the micro-kernel of gemm.py (the implicit GEMM
+of stride-1 float layers, and pointwise float layers, where each measured faster) and BLAS (on
+an unfold, im2col or kernel-row bands, or on the input of a pointwise layer), size the tiles
+within the workspace budget, limit BLAS to one thread per Numba thread, call the kernel."""
 
 import math
 from dataclasses import dataclass
@@ -8,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import gemm
-from ._kernels.im2col import correlate_implicit, correlate_pointwise, correlate_unfolded
+from ._kernels.im2col import (
+    correlate_implicit,
+    correlate_pointwise,
+    correlate_pointwise_implicit,
+    correlate_unfolded,
+    pack_panels,
+)
 from ._padding import index_maps
 from ._threads import blas_threads
 from ._workspace import get_workspace_budget, largest_fitting
@@ -44,6 +51,15 @@ BAND_DEPTH = 32
 DEPTH_BLOCK = 96
 # Depth (Cg * kh * kw) from which the implicit GEMM is used (see implicit_pays).
 IMPLICIT_DEPTH = 128
+# Pixels of a pointwise strip: its rows of the group's channels stay in L2 and its output tile
+# (192 x 64 fp32: 48 KiB) near L1. 256->64 on 56x56 fp32, GF/s: 96 pixels 144-158, 192 173-189,
+# 384 141, 768 131-134.
+POINTWISE_TILE = 192
+# Pixels per image from which a pointwise layer takes the micro-kernel. Tiles are cut within an
+# image, so smaller images give short tiles whose fixed costs (a strip row per channel, a tail of
+# gemm.ROWS) BLAS does not pay. Micro-kernel vs BLAS, fp32, batch 8, 2 threads, blocks of calls:
+# 56x56 1.16-1.17; 28x28 0.98-1.17; 14x14 0.80-1.08; 7x7 0.94-1.32.
+POINTWISE_IMPLICIT_PIXELS = 28 * 28
 
 
 def declines(geometry):
@@ -200,11 +216,16 @@ def band_weights(w, band):
 
 
 def run_im2col(problem, threads):
-    """Correlate ``problem`` on ``threads`` Numba threads (already set): with the implicit GEMM
-    where implicit_tiling allows it, else with BLAS GEMMs, every thread calling a
-    single-threaded BLAS, so the call never runs more than ``threads`` threads."""
+    """Correlate ``problem`` on ``threads`` Numba threads (already set): with the micro-kernel
+    where pointwise_implicit_tiling or implicit_tiling allows it, else with BLAS GEMMs, every
+    thread calling a single-threaded BLAS, so the call never runs more than ``threads``
+    threads."""
     g = problem.geometry
-    if not is_pointwise(g):
+    if is_pointwise(g):
+        tiling = pointwise_implicit_tiling(g, threads, get_workspace_budget())
+        if tiling is not None:
+            return _run_pointwise_implicit(problem, tiling)
+    else:
         tiling = implicit_tiling(g, threads, get_workspace_budget())
         if tiling is not None:
             return _run_implicit(problem, tiling)
@@ -330,20 +351,94 @@ def implicit_tiling(geometry, threads, budget):
     return ImplicitTiling(chunk, rows, min(kg, -(-k_block // panel) * panel), slots)
 
 
+@dataclass(frozen=True)
+class PointwiseTiling:
+    """How the micro-kernel path of a pointwise layer splits one problem."""
+
+    tile: int  # pixels per work item
+    stride: int  # elements between the strip's channel rows: an odd number of cache lines
+    k_block: int  # output channels per work item: one weight panel
+    slots: int  # strips, one per thread
+
+    def strips_shape(self, geometry):
+        return (self.slots, geometry.channels // geometry.groups * self.stride)
+
+    def tiles_shape(self):
+        return (self.slots, -(-self.tile // gemm.ROWS) * gemm.ROWS, self.k_block)
+
+
+def pointwise_implicit_tiling(geometry, threads, budget):
+    """The micro-kernel's tiles for a pointwise layer within ``budget``, or None where BLAS runs
+    it: not real floats, not implicit_pays (whole weight panels, depth Cg >= IMPLICIT_DEPTH),
+    images of fewer than POINTWISE_IMPLICIT_PIXELS pixels, or not even a strip of gemm.ROWS
+    pixels fits.
+
+    Tiles of at most POINTWISE_TILE pixels, cut evenly from each image, as many items as make a
+    multiple of the threads (a batch of one 56x56 image in 17 tiles on 2 threads ran 0.97-0.99x
+    BLAS); one weight panel of output channels per item (256->1024 on 14x14 fp32: 256 GF/s with
+    64-channel items, 215 with all 1024), the strip shared by the items of the same pixels.
+    """
+    g = geometry
+    pixels = g.height * g.width
+    if (g.dtype not in (np.float32, np.float64) or not implicit_pays(g)
+            or pixels < POINTWISE_IMPLICIT_PIXELS):
+        return None
+    itemsize = g.dtype.itemsize
+    panel = gemm.panel_width(itemsize)
+    cg = g.channels // g.groups
+    line = 64 // itemsize
+    fixed = implicit_fixed_bytes(g)
+
+    def per_slot(tile):
+        rounded = -(-tile // gemm.ROWS) * gemm.ROWS
+        return (cg * _strip_stride(rounded, line) + rounded * panel) * itemsize
+
+    per_tile = g.batch * g.groups * -(-(g.out_channels // g.groups) // panel)
+    tiles = -(-pixels // POINTWISE_TILE)
+    step = threads // math.gcd(per_tile, threads)
+    tiles = min(-(-tiles // step) * step, -(-pixels // gemm.ROWS))
+    tile = -(-pixels // tiles)
+    slots = max(1, min(threads, per_tile * tiles))
+    while slots > 1 and fixed + slots * per_slot(gemm.ROWS) > budget:
+        slots -= 1
+    room = (budget - fixed) // slots
+    if room < per_slot(gemm.ROWS):
+        return None
+    tile = max(1, largest_fitting(lambda t: per_slot(t) <= room, tile))
+    rounded = -(-tile // gemm.ROWS) * gemm.ROWS
+    return PointwiseTiling(tile, _strip_stride(rounded, line), panel, slots)
+
+
+def _strip_stride(elements, line):
+    """``elements`` rounded up to an odd number of cache lines of ``line`` elements."""
+    return (-(-elements // line) | 1) * line
+
+
+def _run_pointwise_implicit(problem, tiling):
+    g = problem.geometry
+    pixels = g.height * g.width
+    cg = g.channels // g.groups
+    out = np.empty(g.out_shape, g.dtype)
+    correlate_pointwise_implicit(
+        problem.x.reshape(g.batch, g.channels, pixels), pack_weights(problem.w, g.groups),
+        problem.bias, np.arange(cg, dtype=np.int64) * tiling.stride, g.groups, tiling.tile,
+        # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
+        tiling.k_block, DEPTH_BLOCK, np.zeros(tiling.strips_shape(g), g.dtype),
+        np.empty(tiling.tiles_shape(), g.dtype), out.reshape(g.batch, g.out_channels, pixels),
+    )
+    return out
+
+
 def pack_weights(w, groups):
-    """(groups, Kgp * D) the weights as correlate_implicit reads them: per group, panels of
-    gemm.panel_width output channels (zeros past Kg), each [d][k] with d = (c, p, q). Written
-    in place panel by panel: no temporary beyond the packed copy the budget counts."""
+    """(groups, Kgp * D) the weights as the micro-kernel reads them (pack_panels): per group,
+    panels of gemm.panel_width output channels (zeros past Kg), each [d][k] with d = (c, p, q).
+    No temporary beyond the packed copy the budget counts."""
     k_total, cg, kh, kw = w.shape
-    kg = k_total // groups
     panel = gemm.panel_width(w.dtype.itemsize)
-    kgp = -(-kg // panel) * panel
+    kgp = -(-(k_total // groups) // panel) * panel
     depth = cg * kh * kw
-    packed = np.zeros((groups, kgp // panel, depth, panel), w.dtype)
-    rows = w.reshape(groups, kg, depth)
-    for m in range(kgp // panel):
-        count = min(panel, kg - m * panel)
-        packed[:, m, :, :count] = rows[:, m * panel:m * panel + count].transpose(0, 2, 1)
+    packed = np.empty((groups, kgp // panel, depth, panel), w.dtype)
+    pack_panels(w.reshape(k_total, depth), groups, packed)
     return packed.reshape(groups, kgp * depth)
 
 
@@ -360,6 +455,7 @@ def _run_implicit(problem, tiling):
     correlate_implicit(
         problem.x, pack_weights(problem.w, g.groups), problem.bias, offsets, rows, cols,
         g.padding[2], problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk, tiling.rows,
+        # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
         tiling.k_block, DEPTH_BLOCK, np.zeros(tiling.strips_shape(g), g.dtype),
         np.empty(tiling.tiles_shape(g), g.dtype), out,
     )

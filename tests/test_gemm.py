@@ -1,7 +1,8 @@
-"""The LLVM-IR GEMM micro-kernel (fastconv/_kernels/gemm.py) and the implicit-GEMM path of the
-im2col strategy that runs it (correlate_implicit): the kernel against NumPy at both vector
-widths, its register tile in the assembly, and the path against the oracle on edges (sizes not
-multiples of the tiles, every padding mode, dilation, groups, channel chunks, threads)."""
+"""The LLVM-IR GEMM micro-kernel (fastconv/_kernels/gemm.py) and the im2col paths that run it
+(correlate_implicit, correlate_pointwise_implicit, their packed weights): the kernel against
+NumPy at both vector widths, its register tile in the assembly, and the paths against the oracle
+on edges (sizes not multiples of the tiles, every padding mode, dilation, groups, channel
+chunks, threads, budgets)."""
 
 import os
 import re
@@ -273,3 +274,167 @@ def test_implicit_signatures_stay_closed(rng):
                         padding_mode="reflect")
     kinds = {str(signature[0]) for signature in correlate_implicit.signatures}
     assert len(correlate_implicit.signatures) == len(kinds) <= 4, correlate_implicit.signatures
+
+
+@pytest.fixture
+def pointwise(monkeypatch):
+    """Every pointwise float layer takes the micro-kernel (whatever implicit_pays and the image
+    size say), and the calls are counted."""
+    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
+    monkeypatch.setattr(_run_im2col, "POINTWISE_IMPLICIT_PIXELS", 1)
+    calls = []
+    kernel = _run_im2col.correlate_pointwise_implicit
+
+    def spy(*args):
+        calls.append(args[-1].shape)
+        return kernel(*args)
+
+    monkeypatch.setattr(_run_im2col, "correlate_pointwise_implicit", spy)
+    return calls
+
+
+# (input shape, output channels, groups). 13 and 70 channels: partial weight panels; 7x11, 5x1
+# and 31x29 pixels: tiles and gemm.ROWS blocks cut anywhere; a batch of one; groups.
+POINTWISE_CASES = [
+    ((2, 5, 7, 11), 13, 1),
+    ((1, 6, 5, 1), 70, 1),
+    ((1, 3, 31, 29), 64, 1),
+    ((3, 8, 9, 10), 12, 2),
+    ((2, 12, 6, 7), 12, 12),
+]
+
+
+@pytest.mark.parametrize("case", POINTWISE_CASES, ids=str)
+def test_pointwise_micro_kernel_matches_oracle(case, pointwise, rng):
+    input_shape, out_channels, groups = case
+    weight_shape = (out_channels, input_shape[1] // groups, 1, 1)
+    for dtype in (np.float32, np.float64):
+        x, w, bias = random_layer(rng, input_shape, weight_shape, dtype)
+        _check(x, w, bias, groups=groups)
+        _check(x[:, :, ::-1, ::2], w, bias, groups=groups)
+    assert len(pointwise) == 4
+
+
+def test_pointwise_micro_kernel_where_it_measured_faster(rng):
+    """Without forcing: a ResNet bottleneck's 256->64 layer on 56x56 takes it; 14x14 images,
+    fewer than IMPLICIT_DEPTH input channels, partial panels and complex data take BLAS."""
+    def geometry(c, k, side, dtype=np.float32, groups=1):
+        return Geometry(2, c, side, side, k, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), groups,
+                        "zeros", np.dtype(dtype))
+
+    budget = 64 * 2**20
+    assert _run_im2col.pointwise_implicit_tiling(geometry(256, 64, 56), 2, budget) is not None
+    assert _run_im2col.pointwise_implicit_tiling(geometry(128, 96, 28, np.float64), 1, budget)
+    for declined in (geometry(256, 64, 14), geometry(64, 256, 56), geometry(256, 96, 56),
+                     geometry(256, 64, 56, np.complex64), geometry(256, 64, 56, groups=2)):
+        assert _run_im2col.pointwise_implicit_tiling(declined, 2, budget) is None, declined
+    x, w, bias = random_layer(rng, (2, 128, 28, 29), (64, 128, 1, 1), np.float32)
+    calls = []
+    kernel = _run_im2col.correlate_pointwise_implicit
+    try:
+        _run_im2col.correlate_pointwise_implicit = lambda *args: calls.append(1) or kernel(*args)
+        _check(x, w, bias)
+    finally:
+        _run_im2col.correlate_pointwise_implicit = kernel
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("budget", [2**14, 2**16, 2**18, 64 * 2**20])
+@pytest.mark.parametrize("shape", [(8, 256, 56, 56, 64), (1, 2048, 7, 7, 512),
+                                   (1, 130, 1, 1000, 70), (3, 64, 29, 31, 128)], ids=str)
+def test_pointwise_tilings_stay_within_budget(shape, budget, threads, monkeypatch):
+    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
+    monkeypatch.setattr(_run_im2col, "POINTWISE_IMPLICIT_PIXELS", 1)
+    n, c, h, w, k = shape
+    for dtype in (np.float32, np.float64):
+        geometry = Geometry(n, c, h, w, k, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), 1, "zeros",
+                            np.dtype(dtype))
+        tiling = _run_im2col.pointwise_implicit_tiling(geometry, threads, budget)
+        if tiling is None:
+            continue
+        used = _run_im2col.implicit_fixed_bytes(geometry) + (
+            np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape())
+        ) * np.dtype(dtype).itemsize
+        assert used <= budget, tiling
+        assert 1 <= tiling.slots <= threads
+        assert tiling.k_block == gemm.panel_width(np.dtype(dtype).itemsize)
+        # The strip's rows hold a whole tile rounded up to gemm.ROWS, an odd number of lines.
+        line = 64 // np.dtype(dtype).itemsize
+        assert tiling.stride >= -(-tiling.tile // gemm.ROWS) * gemm.ROWS
+        assert tiling.stride % line == 0 and tiling.stride // line % 2 == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pointwise_micro_kernel_under_small_budgets(threads, pointwise, rng):
+    """A budget that holds only short tiles: more, shorter tiles, same result. Weights whose
+    packed copy alone exceeds the budget: BLAS."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("needs 2 Numba threads")
+
+    def geometry(c):
+        return Geometry(2, c, 9, 31, 24, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), 1, "zeros",
+                        np.dtype(np.float32))
+
+    budget = 2**16
+    small = _run_im2col.pointwise_implicit_tiling(geometry(40), threads, budget)
+    assert small.tile < _run_im2col.pointwise_implicit_tiling(geometry(40), threads, 2**26).tile
+    x, w, bias = random_layer(rng, (2, 40, 9, 31), (24, 40, 1, 1), np.float32)
+    with fastconv.workspace_budget(budget):
+        _check(x, w, bias, threads=threads)
+    assert len(pointwise) == 1
+    assert _run_im2col.pointwise_implicit_tiling(geometry(300), threads, budget) is None
+    x, w, bias = random_layer(rng, (2, 300, 9, 31), (24, 300, 1, 1), np.float32)
+    with fastconv.workspace_budget(budget):
+        _check(x, w, bias, threads=threads)
+    assert len(pointwise) == 1
+
+
+def test_pointwise_micro_kernel_peak_memory_is_output_plus_budget(pointwise, rng):
+    """Every buffer of the path (packed weights, offsets, strips, tiles) is counted."""
+    x = rng.standard_normal((2, 256, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((128, 256, 1, 1)).astype(np.float32)
+    fastconv.conv2d(x[:1, :, :8, :8], w, method="im2col")  # compile outside
+    budget = 2**19
+    with fastconv.workspace_budget(budget):
+        tracemalloc.start()
+        try:
+            out = fastconv.conv2d(x, w, method="im2col")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert len(pointwise) == 2
+    assert peak - out.nbytes <= budget + 2**16, (peak - out.nbytes) / 2**20
+    np.testing.assert_allclose(out, fastconv.conv2d(x, w, method="direct"), rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_packed_weights_match_their_layout(rng):
+    """pack_weights: panel m of group g holds [d][p] = w[g * Kg + m * P + p, d], zeros past Kg."""
+    for dtype, groups, shape in ((np.float32, 1, (70, 5, 3, 2)), (np.float64, 3, (39, 4, 1, 1)),
+                                 (np.float32, 2, (256, 130, 1, 1))):
+        w = rng.standard_normal(shape).astype(dtype)
+        panel = gemm.panel_width(np.dtype(dtype).itemsize)
+        k_total, depth = shape[0], int(np.prod(shape[1:]))
+        kg = k_total // groups
+        panels = -(-kg // panel)
+        packed = _run_im2col.pack_weights(w, groups).reshape(groups, panels, depth, panel)
+        expected = np.zeros((groups, panels * panel, depth), dtype)
+        expected[:, :kg] = w.reshape(groups, kg, depth)
+        expected = expected.reshape(groups, panels, panel, depth).transpose(0, 1, 3, 2)
+        np.testing.assert_array_equal(packed, expected)
+
+
+def test_pointwise_signatures_stay_closed(pointwise, rng):
+    from fastconv._kernels.im2col import correlate_pointwise_implicit, pack_panels
+
+    x = rng.standard_normal((2, 16, 9, 10))
+    for dtype in (np.float32, np.float64):
+        view = x.astype(dtype)[:, :, ::-1, ::2]
+        fastconv.conv2d(view, np.ones((64, 16, 1, 1), dtype), method="im2col")
+        fastconv.conv2d(view, np.ones((40, 8, 1, 1), dtype), np.ones(40, dtype), groups=2,
+                        method="im2col")
+    assert len(pointwise) == 4
+    for kernel in (correlate_pointwise_implicit, pack_panels):
+        kinds = {str(signature[0]) for signature in kernel.signatures}
+        assert len(kernel.signatures) == len(kinds) <= 4, kernel.signatures
