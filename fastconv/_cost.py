@@ -285,9 +285,10 @@ def _gemm_terms(terms, count, m, n, k, dtype, share):
 
 
 def im2col_work(geometry, threads, budget, constants):
-    """fastconv/_run_im2col.py: 1x1 layers as GEMMs on the input; otherwise (image, group, tile)
-    items, each setting its output tile to the bias, then per chunk of input channels an unfold
-    into the slot's column buffer and one GEMM per band of kernel rows."""
+    """fastconv/_run_im2col.py: 1x1 layers as GEMMs on the input, or through the micro-kernel
+    (_pointwise_implicit_work); otherwise (image, group, tile) items, each setting its output
+    tile to the bias, then per chunk of input channels an unfold into the slot's column buffer
+    and one GEMM per band of kernel rows, or the implicit GEMM (_implicit_work)."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups

@@ -367,11 +367,26 @@ class PointwiseTiling:
         return (self.slots, -(-self.tile // gemm.ROWS) * gemm.ROWS, self.k_block)
 
 
+def pointwise_implicit_pays(geometry):
+    """Whether the micro-kernel measured faster than BLAS for this pointwise float layer:
+    implicit_pays (whole weight panels, depth Cg >= IMPLICIT_DEPTH), no more output than input
+    channels, and images of at least POINTWISE_IMPLICIT_PIXELS pixels.
+
+    More output channels than input: the path copies each input tile once but transposes every
+    output tile, while BLAS writes the output in place. Micro-kernel vs BLAS, fp32, 2 threads,
+    blocks of calls: 128->512 on 28x28 0.85-0.98 (batch 1: 0.86-1.04), 256->1024 0.98-1.03;
+    256->64 on 56x56 1.04-1.21, 512->128 on 28x28 1.09-1.17, 1024->256 1.17-1.23, 128->128 on
+    56x56 1.08-1.19.
+    """
+    g = geometry
+    return (implicit_pays(g) and g.out_channels <= g.channels
+            and g.height * g.width >= POINTWISE_IMPLICIT_PIXELS)
+
+
 def pointwise_implicit_tiling(geometry, threads, budget):
     """The micro-kernel's tiles for a pointwise layer within ``budget``, or None where BLAS runs
-    it: not real floats, not implicit_pays (whole weight panels, depth Cg >= IMPLICIT_DEPTH),
-    images of fewer than POINTWISE_IMPLICIT_PIXELS pixels, or not even a strip of gemm.ROWS
-    pixels fits.
+    it: not real floats, not pointwise_implicit_pays, or not even a strip of gemm.ROWS pixels
+    fits.
 
     Tiles of at most POINTWISE_TILE pixels, cut evenly from each image, as many items as make a
     multiple of the threads (a batch of one 56x56 image in 17 tiles on 2 threads ran 0.97-0.99x
@@ -380,8 +395,7 @@ def pointwise_implicit_tiling(geometry, threads, budget):
     """
     g = geometry
     pixels = g.height * g.width
-    if (g.dtype not in (np.float32, np.float64) or not implicit_pays(g)
-            or pixels < POINTWISE_IMPLICIT_PIXELS):
+    if g.dtype not in (np.float32, np.float64) or not pointwise_implicit_pays(g):
         return None
     itemsize = g.dtype.itemsize
     panel = gemm.panel_width(itemsize)

@@ -278,10 +278,9 @@ def test_implicit_signatures_stay_closed(rng):
 
 @pytest.fixture
 def pointwise(monkeypatch):
-    """Every pointwise float layer takes the micro-kernel (whatever implicit_pays and the image
-    size say), and the calls are counted."""
-    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
-    monkeypatch.setattr(_run_im2col, "POINTWISE_IMPLICIT_PIXELS", 1)
+    """Every pointwise float layer takes the micro-kernel (whatever pointwise_implicit_pays
+    measured), and the calls are counted."""
+    monkeypatch.setattr(_run_im2col, "pointwise_implicit_pays", lambda geometry: True)
     calls = []
     kernel = _run_im2col.correlate_pointwise_implicit
 
@@ -317,7 +316,8 @@ def test_pointwise_micro_kernel_matches_oracle(case, pointwise, rng):
 
 def test_pointwise_micro_kernel_where_it_measured_faster(rng):
     """Without forcing: a ResNet bottleneck's 256->64 layer on 56x56 takes it; 14x14 images,
-    fewer than IMPLICIT_DEPTH input channels, partial panels and complex data take BLAS."""
+    fewer than IMPLICIT_DEPTH input channels, more outputs than inputs, partial panels and
+    complex data take BLAS."""
     def geometry(c, k, side, dtype=np.float32, groups=1):
         return Geometry(2, c, side, side, k, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), groups,
                         "zeros", np.dtype(dtype))
@@ -325,7 +325,9 @@ def test_pointwise_micro_kernel_where_it_measured_faster(rng):
     budget = 64 * 2**20
     assert _run_im2col.pointwise_implicit_tiling(geometry(256, 64, 56), 2, budget) is not None
     assert _run_im2col.pointwise_implicit_tiling(geometry(128, 96, 28, np.float64), 1, budget)
-    for declined in (geometry(256, 64, 14), geometry(64, 256, 56), geometry(256, 96, 56),
+    assert _run_im2col.pointwise_implicit_tiling(geometry(256, 256, 28), 1, budget)
+    for declined in (geometry(256, 64, 14), geometry(64, 256, 56), geometry(128, 512, 28),
+                     geometry(256, 96, 56),
                      geometry(256, 64, 56, np.complex64), geometry(256, 64, 56, groups=2)):
         assert _run_im2col.pointwise_implicit_tiling(declined, 2, budget) is None, declined
     x, w, bias = random_layer(rng, (2, 128, 28, 29), (64, 128, 1, 1), np.float32)
@@ -344,8 +346,7 @@ def test_pointwise_micro_kernel_where_it_measured_faster(rng):
 @pytest.mark.parametrize("shape", [(8, 256, 56, 56, 64), (1, 2048, 7, 7, 512),
                                    (1, 130, 1, 1000, 70), (3, 64, 29, 31, 128)], ids=str)
 def test_pointwise_tilings_stay_within_budget(shape, budget, threads, monkeypatch):
-    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
-    monkeypatch.setattr(_run_im2col, "POINTWISE_IMPLICIT_PIXELS", 1)
+    monkeypatch.setattr(_run_im2col, "pointwise_implicit_pays", lambda geometry: True)
     n, c, h, w, k = shape
     for dtype in (np.float32, np.float64):
         geometry = Geometry(n, c, h, w, k, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), 1, "zeros",
