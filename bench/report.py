@@ -155,6 +155,33 @@ def summary(tables, cells, libraries):
     return lines
 
 
+def drift(problems, cells):
+    """Lines on the run's own noise: 'auto' and the method it chose run the same code (plus a
+    cached plan lookup of a few microseconds), timed at different moments of the run, so their
+    ratio shows how far two columns of one table can differ for no reason. Calls of 1 ms and
+    more only, where the lookup is under 1%."""
+    pairs = []
+    for p in problems:
+        auto = cells.get((p["problem"], p["threads"], "fastconv.auto"), {})
+        choice = auto.get("auto_choice")
+        chosen = cells.get((p["problem"], p["threads"], f"fastconv.{choice}"), {})
+        if "median" in auto and "median" in chosen and auto["median"] >= 1e-3:
+            pairs.append((auto["median"] / chosen["median"], p, choice, auto["median"],
+                          chosen["median"]))
+    if not pairs:
+        return []
+    pairs.sort(key=lambda pair: pair[0])
+    ratios = [pair[0] for pair in pairs]
+    lines = [f"'auto' against the method it ran, {len(pairs)} problems of 1 ms or more (the same "
+             "code, timed at different moments of this run): median "
+             f"{statistics.median(ratios):.2f}, from {ratios[0]:.2f} to {ratios[-1]:.2f}. Two "
+             "columns of one table that differ by less than this spread may differ by noise.", ""]
+    for ratio, p, choice, auto_seconds, chosen_seconds in (pairs[0], pairs[-1]):
+        lines.append(f"- {ratio:.2f}: {p['label']} {p['dtype']}, auto {seconds_text(auto_seconds)},"
+                     f" {choice} {seconds_text(chosen_seconds)}")
+    return lines
+
+
 def machine_lines(results):
     info = results["machine_info"]
     bench = info.get("fastconv_bench", {})
@@ -243,6 +270,9 @@ def write_report(results_path, out_dir, latency_path=None):
     for p in problems:
         tables[(p["threads"], p["kind"], p["family"], p["dtype"])].append(p)
     lines += ["", "### Summary", "", *summary(tables, cells, libraries)]
+    noise = drift(problems, cells)
+    if noise:
+        lines += ["", "### Noise", "", *noise]
     for (threads, kind, family, dtype), rows in tables.items():
         title = f"{family} image" if kind == "image" else "NCHW layers"
         lines += ["", f"### {title}, {dtype}, {threads} thread(s)", ""]
