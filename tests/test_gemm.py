@@ -120,20 +120,27 @@ def _check(x, w, bias, **options):
     check_conv2d("im2col", x, w, bias, **options)
 
 
+def _count_calls(monkeypatch, kernel, forced=None):
+    """The output shapes of the calls of _run_im2col's ``kernel``, collected as they happen;
+    with ``forced``, that predicate of _run_im2col says yes to every layer."""
+    if forced is not None:
+        monkeypatch.setattr(_run_im2col, forced, lambda geometry: True)
+    calls = []
+    original = getattr(_run_im2col, kernel)
+
+    def spy(*args):
+        calls.append(args[-1].shape)
+        return original(*args)
+
+    monkeypatch.setattr(_run_im2col, kernel, spy)
+    return calls
+
+
 @pytest.fixture
 def implicit(monkeypatch):
     """Every stride-1 float layer takes the implicit GEMM (whatever implicit_pays measured), and
     the calls are counted."""
-    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: True)
-    calls = []
-    kernel = _run_im2col.correlate_implicit
-
-    def spy(*args):
-        calls.append(args[-1].shape)
-        return kernel(*args)
-
-    monkeypatch.setattr(_run_im2col, "correlate_implicit", spy)
-    return calls
+    return _count_calls(monkeypatch, "correlate_implicit", forced="implicit_pays")
 
 
 # name: (input shape, weight shape, options). Output channels 1, 5, 13, 70: partial weight
@@ -280,16 +287,8 @@ def test_implicit_signatures_stay_closed(rng):
 def pointwise(monkeypatch):
     """Every pointwise float layer takes the micro-kernel (whatever pointwise_implicit_pays
     measured), and the calls are counted."""
-    monkeypatch.setattr(_run_im2col, "pointwise_implicit_pays", lambda geometry: True)
-    calls = []
-    kernel = _run_im2col.correlate_pointwise_implicit
-
-    def spy(*args):
-        calls.append(args[-1].shape)
-        return kernel(*args)
-
-    monkeypatch.setattr(_run_im2col, "correlate_pointwise_implicit", spy)
-    return calls
+    return _count_calls(monkeypatch, "correlate_pointwise_implicit",
+                        forced="pointwise_implicit_pays")
 
 
 # (input shape, output channels, groups). 13 and 70 channels: partial weight panels; 7x11, 5x1
@@ -314,7 +313,7 @@ def test_pointwise_micro_kernel_matches_oracle(case, pointwise, rng):
     assert len(pointwise) == 4
 
 
-def test_pointwise_micro_kernel_where_it_measured_faster(rng):
+def test_pointwise_micro_kernel_where_it_measured_faster(monkeypatch, rng):
     """Without forcing: a ResNet bottleneck's 256->64 layer on 56x56 takes it; 14x14 images,
     fewer than IMPLICIT_DEPTH input channels, more outputs than inputs, partial panels and
     complex data take BLAS."""
@@ -331,14 +330,9 @@ def test_pointwise_micro_kernel_where_it_measured_faster(rng):
                      geometry(256, 64, 56, np.complex64), geometry(256, 64, 56, groups=2)):
         assert _run_im2col.pointwise_implicit_tiling(declined, 2, budget) is None, declined
     x, w, bias = random_layer(rng, (2, 128, 28, 29), (64, 128, 1, 1), np.float32)
-    calls = []
-    kernel = _run_im2col.correlate_pointwise_implicit
-    try:
-        _run_im2col.correlate_pointwise_implicit = lambda *args: calls.append(1) or kernel(*args)
-        _check(x, w, bias)
-    finally:
-        _run_im2col.correlate_pointwise_implicit = kernel
-    assert calls == [1]
+    calls = _count_calls(monkeypatch, "correlate_pointwise_implicit")
+    _check(x, w, bias)
+    assert calls == [(2, 64, 812)]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

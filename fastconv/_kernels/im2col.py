@@ -410,10 +410,10 @@ def correlate_pointwise_implicit(x, wpack, bias, offsets, groups, tile, k_block,
 
     Per work item (image, group, ``tile`` pixels, ``k_block`` output channels) the item's pixels
     of the group's input channels are copied into a *strip*, channel c at ``offsets[c]`` = c
-    times a stride of an odd number of cache lines: read in place, the rows of an image whose
-    size is a multiple of a large power of two (56 x 56 x 4 bytes = 196 lines) share a few L1
-    sets, and the micro-kernel reads one line per row and step (256->64 on 56x56 fp32: 75-86
-    GF/s in place, 140-230 GF/s from the strip). The strip is kept for the items of the same
+    times a stride of an odd number of cache lines. Read in place, the channel rows of a 56x56
+    fp32 image are 196 lines apart, which maps them to 16 of the 64 L1 sets, while the
+    micro-kernel reads one line per row and step (256->64 on 56x56 fp32: 75-86 GF/s in place,
+    140-230 GF/s from the strip). The strip is kept for the items of the same
     pixels that follow. The micro-kernel accumulates a (pixels, channels) tile (its first depth
     block stores), transposed into the output with the bias.
 
