@@ -323,6 +323,18 @@ def pack_panels(w, groups, packed):
                 dst[d, p] = 0
 
 
+@inline_helper
+def _micro_item(item, k_blocks, k_block, blocks, groups, kg):
+    """(image, group, block of the image, first channel of the group's block, its first output
+    channel, channels in it) of a micro-kernel work item: items run over (image, group, block)
+    and, innermost, blocks of ``k_block`` of the group's ``kg`` output channels, so that the
+    items of one block share its strip."""
+    block = item // k_blocks
+    kk = (item % k_blocks) * k_block
+    g = (block // blocks) % groups
+    return block // (groups * blocks), g, block % blocks, kk, g * kg + kk, min(k_block, kg - kk)
+
+
 @parallel_kernel
 def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, kh, kw, groups,
                        chunk, tile_rows, k_block, depth_block, strips, tiles, out):
@@ -368,13 +380,9 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, 
         tile_flat = tile.reshape(tile.size)
         first_item = slot * n_items // slots
         for item in range(first_item, (slot + 1) * n_items // slots):
-            block = item // k_blocks
-            n = block // (groups * row_blocks)
-            g = (block // row_blocks) % groups
-            i0 = (block % row_blocks) * tile_rows
-            kk = (item % k_blocks) * k_block
-            k0 = g * kg + kk
-            kb = min(k_block, kg - kk)
+            n, g, row_block, kk, k0, kb = _micro_item(item, k_blocks, k_block, row_blocks,
+                                                      groups, kg)
+            i0 = row_block * tile_rows
             rows = min(tile_rows, ho - i0)
             pixels = rows * padded_width
             unfolded = item > first_item and item % k_blocks > 0 and chunk == cg
@@ -439,13 +447,9 @@ def correlate_pointwise_implicit(x, wpack, bias, offsets, groups, tile, k_block,
         tile_flat = tile_buf.reshape(tile_buf.size)
         first_item = slot * n_items // slots
         for item in range(first_item, (slot + 1) * n_items // slots):
-            block = item // k_blocks
-            n = block // (groups * blocks)
-            g = (block // blocks) % groups
-            p0 = (block % blocks) * tile
-            kk = (item % k_blocks) * k_block
-            k0 = g * kg + kk
-            kb = min(k_block, kg - kk)
+            n, g, pixel_block, kk, k0, kb = _micro_item(item, k_blocks, k_block, blocks, groups,
+                                                        kg)
+            p0 = pixel_block * tile
             pixels = min(tile, pixels_total - p0)
             if item == first_item or item % k_blocks == 0:
                 for c in range(cg):
