@@ -32,6 +32,7 @@ from ._run_im2col import (
     choose_band,
     fixed_bytes,
     implicit_fixed_bytes,
+    implicit_row_stride,
     implicit_tiling,
     is_pointwise,
     pointwise_implicit_tiling,
@@ -358,7 +359,7 @@ def _implicit_work(geometry, tiling, terms, constants):
     cg = g.channels // g.groups
     kg = g.out_channels // g.groups
     ho = g.out_height
-    wp = g.width + g.padding[2] + g.padding[3]
+    wp = implicit_row_stride(g)
     halo = (g.kernel_height - 1) * g.dilation[0]
     depth = cg * g.kernel_height * g.kernel_width
     row_blocks = -(-ho // tiling.rows)

@@ -267,18 +267,31 @@ class ImplicitTiling:
 
     def strips_shape(self, geometry):
         g = geometry
-        plane = (self.rows + (g.kernel_height - 1) * g.dilation[0]) * _padded_width(g)
+        plane = (self.rows + (g.kernel_height - 1) * g.dilation[0]) * implicit_row_stride(g)
         return (self.slots, self.chunk * plane + (g.kernel_width - 1) * g.dilation[1] + gemm.ROWS)
 
     def tiles_shape(self, geometry):
         g = geometry
         panel = gemm.panel_width(g.dtype.itemsize)
-        pixels = -(-(self.rows * _padded_width(g)) // gemm.ROWS) * gemm.ROWS
+        pixels = -(-(self.rows * implicit_row_stride(g)) // gemm.ROWS) * gemm.ROWS
         return (self.slots, pixels, -(-self.k_block // panel) * panel)
 
 
-def _padded_width(geometry):
-    return geometry.width + sum(geometry.padding[2:])
+def implicit_row_stride(geometry):
+    """Elements between consecutive rows of the implicit GEMM's strip.
+
+    With a constant fill (padding_mode 'zeros') one run of fill values separates the rows, a
+    row's right padding being the next row's left: W + max(left, right), widened only where the
+    output row would not fit. Other modes give each row both of its borders, W + left + right.
+    The micro-kernel computes and drops every strip pixel of a row past the output width: on a
+    3x3 'same' layer one per row instead of two, so 14x14 images take 210 pixels (rounded to
+    gemm.ROWS) instead of 228, 7x7 ones 60 instead of 66.
+    """
+    g = geometry
+    left, right = g.padding[2:]
+    if g.padding_mode != "zeros":
+        return g.width + left + right
+    return g.width + max(left, right, left + right - (g.kernel_width - 1) * g.dilation[1])
 
 
 def implicit_fixed_bytes(geometry):
@@ -288,7 +301,7 @@ def implicit_fixed_bytes(geometry):
     panel = gemm.panel_width(g.dtype.itemsize)
     kg = g.out_channels // g.groups
     depth = g.channels // g.groups * g.kernel_height * g.kernel_width
-    maps = (g.height + sum(g.padding[:2]) + _padded_width(g)) * 8
+    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
     return maps + depth * (g.groups * -(-kg // panel) * panel * g.dtype.itemsize + 8)
 
 
@@ -329,7 +342,7 @@ def implicit_tiling(geometry, threads, budget):
     kgp = -(-kg // panel) * panel
     ho, wo = g.out_height, g.out_width
     halo = (g.kernel_height - 1) * g.dilation[0]
-    wp = _padded_width(g)
+    wp = implicit_row_stride(g)
     slack = (g.kernel_width - 1) * g.dilation[1] + gemm.ROWS
     fixed = implicit_fixed_bytes(g)
 
@@ -460,18 +473,20 @@ def pack_weights(w, groups):
 def _run_implicit(problem, tiling):
     g = problem.geometry
     kh, kw = g.kernel_height, g.kernel_width
-    wp = _padded_width(g)
-    plane = (tiling.rows + (kh - 1) * g.dilation[0]) * wp
+    row_stride = implicit_row_stride(g)
+    plane = (tiling.rows + (kh - 1) * g.dilation[0]) * row_stride
     offsets = (np.arange(tiling.chunk, dtype=np.int64)[:, None, None] * plane
-               + np.arange(kh)[:, None] * (g.dilation[0] * wp)
+               + np.arange(kh)[:, None] * (g.dilation[0] * row_stride)
                + np.arange(kw) * g.dilation[1]).ravel()
     rows, cols = index_maps(g)
     out = np.empty(g.out_shape, g.dtype)
     correlate_implicit(
         problem.x, pack_weights(problem.w, g.groups), problem.bias, offsets, rows, cols,
-        g.padding[2], problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk, tiling.rows,
-        # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
-        tiling.k_block, DEPTH_BLOCK, np.zeros(tiling.strips_shape(g), g.dtype),
+        g.padding[2], row_stride, problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk,
+        # Strips set to the fill: read past the last row as its right padding (rows sharing
+        # theirs) and by a tile's last gemm.ROWS block (dropped results).
+        tiling.rows, tiling.k_block, DEPTH_BLOCK,
+        np.full(tiling.strips_shape(g), problem.fill[0], g.dtype),
         np.empty(tiling.tiles_shape(g), g.dtype), out,
     )
     return out

@@ -179,6 +179,19 @@ def test_implicit_gemm_fill_value(implicit, rng):
     assert len(implicit) == 2
 
 
+def test_implicit_gemm_shorter_last_row_tile(implicit, rng):
+    """A shorter last row tile: the strip's rows past it hold the rows of the tile before, and
+    its last row's right padding is read from the next one's left (rows sharing padding)."""
+    x, w, bias = random_layer(rng, (1, 16, 11, 40), (64, 16, 3, 3), np.float32)
+    geometry = Geometry(1, 16, 11, 40, 64, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
+                        np.dtype(np.float32))
+    assert _run_im2col.implicit_row_stride(geometry) == 41
+    rows = _run_im2col.implicit_tiling(geometry, 1, 64 * 2**20).rows
+    assert 11 % rows != 0, rows
+    _check(x, w, bias, padding=1, threads=1)
+    assert len(implicit) == 1
+
+
 @pytest.mark.parametrize("groups", [2, 3, 6])
 def test_implicit_gemm_groups(groups, implicit, rng):
     x = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)

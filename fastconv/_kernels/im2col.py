@@ -261,23 +261,27 @@ def correlate_unfolded(x, wm, bias, rowmap, colmap, top, left, fill, sh, sw, dh,
 
 
 @inline_helper
-def _fill_strip(xn, c_first, channels, rowmap, colmap, left, fill, row0, n_t, plane, strip):
-    """strip[c * plane + t * Wp + j] = padded image xn[c_first + c] at padded row row0 + t,
-    padded column j, for c < channels, t < n_t, j < Wp = colmap.shape[0].
+def _fill_strip(xn, c_first, channels, rowmap, colmap, left, fill, row0, n_t, plane, row_stride,
+                strip):
+    """strip[c * plane + t * S + j] = padded image xn[c_first + c] at padded row row0 + t,
+    padded column j, for c < channels, t < n_t, j < S = ``row_stride``.
+
+    S is less than the padded width only with a constant fill (correlate_implicit): a row's
+    right padding is then read from the left padding of the strip's next row, which holds the
+    fill whatever row it was last written with.
 
     A plain copy of padded rows, two slices per row: _unfold (kw = 1, the padded width as the
     window) did the same in 1.2 ms against 1.1 ms here, of ~12 ms on 64->64 3x3 fp32.
     """
     height, width = xn.shape[1], xn.shape[2]
-    padded_width = colmap.shape[0]
     flat = xn.reshape(xn.size)
     for c in range(channels):
         source = (c_first + c) * height * width
         for t in range(n_t):
-            row = strip[c * plane + t * padded_width:c * plane + (t + 1) * padded_width]
+            row = strip[c * plane + t * row_stride:c * plane + (t + 1) * row_stride]
             image_row = rowmap[row0 + t]
             if image_row < 0:
-                for j in range(padded_width):
+                for j in range(row_stride):
                     row[j] = fill
                 continue
             src = flat[source + image_row * width:source + (image_row + 1) * width]
@@ -287,7 +291,7 @@ def _fill_strip(xn, c_first, channels, rowmap, colmap, left, fill, row0, n_t, pl
             for j in range(left):
                 cm = colmap[j]
                 row[j] = src[cm] if cm >= 0 else fill
-            for j in range(left + width, padded_width):
+            for j in range(left + width, row_stride):
                 cm = colmap[j]
                 row[j] = src[cm] if cm >= 0 else fill
 
@@ -336,17 +340,19 @@ def _micro_item(item, k_blocks, k_block, blocks, groups, kg):
 
 
 @parallel_kernel
-def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, kh, kw, groups,
-                       chunk, tile_rows, k_block, depth_block, strips, tiles, out):
+def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride, fill, dh, kh, kw,
+                       groups, chunk, tile_rows, k_block, depth_block, strips, tiles, out):
     """correlate_unfolded's result for stride 1, without a column buffer: an implicit GEMM.
 
     Per work item (image, group, ``tile_rows`` output rows, ``k_block`` output channels) and
     chunk of input channels, the padded input rows that the tile reads are copied once into a
-    *strip* (channel c at ``c * plane``, padded row t at ``t * Wp``, Wp the padded width,
-    plane = (tile_rows + (kh - 1) * dh) * Wp). Numbering the tile's pixels along padded rows,
-    u = i * Wp + j, unfolded row d = (c, p, q) of pixel u is strip[offsets[d] + u] with
-    offsets[d] = c * plane + p * dh * Wp + q * dw, so gemm.microkernel reads the strip as it
-    is. The (kw - 1) * dw pixels u of each row past the output width are computed and dropped.
+    *strip* (channel c at ``c * plane``, padded row t at ``t * S``, S = ``row_stride``,
+    plane = (tile_rows + (kh - 1) * dh) * S; _fill_strip). Numbering the tile's pixels along
+    the strip's rows, u = i * S + j, unfolded row d = (c, p, q) of pixel u is
+    strip[offsets[d] + u] with offsets[d] = c * plane + p * dh * S + q * dw, so
+    gemm.microkernel reads the strip as it is. The S - Wo pixels u of each row past the output
+    width are computed and dropped: S is at least Wo, and at most the padded width, less with a
+    constant fill (the rows share their padding).
     The micro-kernel accumulates a (pixels, channels) tile (its first depth block stores); adding
     the bias, it is transposed into the NCHW output at the end.
 
@@ -354,8 +360,9 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, 
     1-element array). ``wpack`` (groups, Kgp * Cg * kh * kw), Kgp = Kg rounded up to the panel
     width P = gemm.VECTORS * lanes: panel m of the group's channels at m * P * Cg * kh * kw,
     [d][k] within it (zeros past Kg). ``k_block`` a multiple of P or Kg. ``offsets`` int64
-    (chunk * kh * kw,). ``strips`` (slots, chunk * plane + (kw - 1) * dw + gemm.ROWS), its tail
-    zeroed (read for dropped pixels only); ``tiles`` (slots, U, Kbp) with U >= tile_rows * Wp
+    (chunk * kh * kw,). ``strips`` (slots, chunk * plane + (kw - 1) * dw + gemm.ROWS), set to
+    ``fill``: the last row's right padding (S short of the padded width) and dropped pixels read
+    its tail; ``tiles`` (slots, U, Kbp) with U >= tile_rows * S
     rounded up to gemm.ROWS and Kbp = k_block rounded up to P.
     """
     n_images, channels = x.shape[0], x.shape[1]
@@ -363,11 +370,10 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, 
     cg = channels // groups
     kg = k_total // groups
     ho, wo = out.shape[2], out.shape[3]
-    padded_width = colmap.shape[0]
     depth_total = cg * kh * kw
     width = VECTORS * vector_lanes(wpack)
     n_t_max = tile_rows + (kh - 1) * dh
-    plane = n_t_max * padded_width
+    plane = n_t_max * row_stride
     row_blocks = (ho + tile_rows - 1) // tile_rows
     k_blocks = (kg + k_block - 1) // k_block
     n_items = n_images * groups * row_blocks * k_blocks
@@ -384,13 +390,13 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, 
                                                       groups, kg)
             i0 = row_block * tile_rows
             rows = min(tile_rows, ho - i0)
-            pixels = rows * padded_width
+            pixels = rows * row_stride
             unfolded = item > first_item and item % k_blocks > 0 and chunk == cg
             for c0 in range(0, cg, chunk):
                 cc = min(chunk, cg - c0)
                 if not unfolded:
                     _fill_strip(x[n], g * cg + c0, cc, rowmap, colmap, left, fill_value, i0,
-                                rows + (kh - 1) * dh, plane, strip)
+                                rows + (kh - 1) * dh, plane, row_stride, strip)
                 depth = cc * kh * kw
                 for d0 in range(0, depth, depth_block):
                     dc = min(depth_block, depth - d0)
@@ -403,7 +409,7 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, fill, dh, 
             # channel reads them: channel-outer re-read the whole tile from L2 per channel (with
             # a zeroing pass of the tile, 1.9 ms; without it and row by row, 1.2 ms).
             for i in range(rows):
-                src = tile[i * padded_width:]
+                src = tile[i * row_stride:]
                 for k in range(kb):
                     dst = out[n, k0 + k, i0 + i]
                     b = bias[k0 + k]
