@@ -351,9 +351,10 @@ def im2col_work(geometry, threads, budget, constants):
 
 def _implicit_work(geometry, tiling, terms, constants):
     """im2col's implicit GEMM: per (image, group, row tile, channel block) item, a strip copy of
-    the padded input rows per chunk of channels, the micro-kernel over every padded-row pixel
-    (the kw - 1 past the output width included) and panel of channels, then the transposed
-    output tile; the weights packed once per call."""
+    the padded input rows per chunk of channels (shared by the items of a tile unless
+    weights_major), the micro-kernel over every pixel of the strip's rows (those past the output
+    width included) and panel of channels, then the transposed output tile; the weights packed
+    once per call."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
@@ -368,7 +369,8 @@ def _implicit_work(geometry, tiling, terms, constants):
     share = _parallel_share(items, tiling.slots, constants)
     rows = ho / row_blocks
     pixels = -(-(rows * wp) // MICRO_ROWS) * MICRO_ROWS
-    strips = g.batch * g.groups * row_blocks * cg * (rows + halo) * wp
+    fills = items if tiling.weights_major else g.batch * g.groups * row_blocks
+    strips = fills * cg * (rows + halo) * wp
     _add(terms, "unfold", (strips + g.batch * g.out_channels * ho * g.out_width) * itemsize
          * share + _packing(g, depth, tiling.slots, constants))
     _add(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",

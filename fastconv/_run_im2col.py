@@ -18,7 +18,7 @@ from ._kernels.im2col import (
 )
 from ._padding import index_maps
 from ._threads import blas_threads
-from ._workspace import get_workspace_budget, largest_fitting
+from ._workspace import aligned_empty, get_workspace_budget, largest_fitting
 
 # SciPy's BLAS is LP64: sizes and leading dimensions are 32-bit ints.
 BLAS_INT_MAX = 2**31 - 1
@@ -51,6 +51,9 @@ BAND_DEPTH = 32
 DEPTH_BLOCK = 96
 # Depth (Cg * kh * kw) from which the implicit GEMM is used (see implicit_pays).
 IMPLICIT_DEPTH = 128
+# Packed weights of a group (bytes) from which the implicit GEMM splits output channels over the
+# threads (ImplicitTiling.weights_major): about half the reference machine's 2 MiB L2.
+WEIGHT_SPLIT_BYTES = 2**20
 # Pixels of a pointwise strip: its rows of the group's channels stay in L2 and its output tile
 # (192 x 64 fp32: 48 KiB) near L1. 256->64 on 56x56 fp32, GF/s: 96 pixels 144-158, 192 173-189,
 # 384 141, 768 131-134.
@@ -264,6 +267,7 @@ class ImplicitTiling:
     rows: int  # output rows per tile
     k_block: int  # output channels per work item
     slots: int  # strips, one per thread
+    weights_major: bool  # each thread's items share one block of output channels
 
     def strips_shape(self, geometry):
         g = geometry
@@ -331,6 +335,13 @@ def implicit_tiling(geometry, threads, budget):
     A slot's strip and output tile stay within TILE_BYTES (all channels per strip when one row
     fits, else chunks of them); the rows then follow _split_work. On 64->64 3x3 fp32 tiles of
     7, 14, 28 and 56 rows measured within noise of each other (12.1-12.6 ms).
+
+    Where a group's packed weights outgrow WEIGHT_SPLIT_BYTES and there are several tiles, each
+    thread takes its share of the output channels over every tile (weights_major) instead of
+    its share of the tiles with all the weights: its weights stay in its own L2, the strip is
+    copied once per thread. The weights are packed by the thread that reads them (pack_panels
+    and the items split the channels alike); read from another core's cache, they cost more
+    than the packing.
     """
     g = geometry
     if g.stride != (1, 1) or g.dtype not in (np.float32, np.float64) or not implicit_pays(g):
@@ -361,7 +372,14 @@ def implicit_tiling(geometry, threads, budget):
     fit = largest_fitting(lambda r: per_slot(chunk, r) <= room, ho)
     cached = max(1, largest_fitting(lambda r: per_slot(chunk, r) <= target, ho))
     rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
-    return ImplicitTiling(chunk, rows, min(kg, -(-k_block // panel) * panel), slots)
+    k_block = min(kg, -(-k_block // panel) * panel)
+    weights = kgp * cg * g.kernel_height * g.kernel_width * itemsize  # a group's, packed
+    weights_major = slots > 1 and g.batch * -(-ho // rows) > 1 and weights > WEIGHT_SPLIT_BYTES
+    if weights_major:
+        # Equal blocks, so that equal shares of the items are equal work.
+        panels, parts = kgp // panel, max(1, slots // g.groups)
+        k_block = panel * (panels // parts if panels % parts == 0 else 1)
+    return ImplicitTiling(chunk, rows, k_block, slots, weights_major)
 
 
 @dataclass(frozen=True)
@@ -451,10 +469,18 @@ def _run_pointwise_implicit(problem, tiling):
         problem.x.reshape(g.batch, g.channels, pixels), pack_weights(problem.w, g.groups),
         problem.bias, np.arange(cg, dtype=np.int64) * tiling.stride, g.groups, tiling.tile,
         # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
-        tiling.k_block, DEPTH_BLOCK, np.zeros(tiling.strips_shape(g), g.dtype),
-        np.empty(tiling.tiles_shape(), g.dtype), out.reshape(g.batch, g.out_channels, pixels),
+        tiling.k_block, DEPTH_BLOCK, _filled(tiling.strips_shape(g), 0, g.dtype),
+        aligned_empty(tiling.tiles_shape(), g.dtype), out.reshape(g.batch, g.out_channels, pixels),
     )
     return out
+
+
+def _filled(shape, value, dtype):
+    """aligned_empty set to ``value``: the micro-kernel's strips (pointwise strips space their
+    rows by whole cache lines from the first)."""
+    array = aligned_empty(shape, dtype)
+    array.fill(value)
+    return array
 
 
 def pack_weights(w, groups):
@@ -465,7 +491,7 @@ def pack_weights(w, groups):
     panel = gemm.panel_width(w.dtype.itemsize)
     kgp = -(-(k_total // groups) // panel) * panel
     depth = cg * kh * kw
-    packed = np.empty((groups, kgp // panel, depth, panel), w.dtype)
+    packed = aligned_empty((groups, kgp // panel, depth, panel), w.dtype)
     pack_panels(w.reshape(k_total, depth), groups, packed)
     return packed.reshape(groups, kgp * depth)
 
@@ -485,9 +511,9 @@ def _run_implicit(problem, tiling):
         g.padding[2], row_stride, problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk,
         # Strips set to the fill: read past the last row as its right padding (rows sharing
         # theirs) and by a tile's last gemm.ROWS block (dropped results).
-        tiling.rows, tiling.k_block, DEPTH_BLOCK,
-        np.full(tiling.strips_shape(g), problem.fill[0], g.dtype),
-        np.empty(tiling.tiles_shape(g), g.dtype), out,
+        tiling.rows, tiling.k_block, tiling.weights_major, DEPTH_BLOCK,
+        _filled(tiling.strips_shape(g), problem.fill[0], g.dtype),
+        aligned_empty(tiling.tiles_shape(g), g.dtype), out,
     )
     return out
 

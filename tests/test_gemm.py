@@ -192,6 +192,41 @@ def test_implicit_gemm_shorter_last_row_tile(implicit, rng):
     assert len(implicit) == 1
 
 
+def test_implicit_gemm_weights_major(monkeypatch, implicit, rng):
+    """Each thread's share of the output channels over every tile (any weights outgrow the split
+    size here): three panels over two threads, groups, channel chunks under a small budget."""
+    threads = 2
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("needs 2 Numba threads")
+    monkeypatch.setattr(_run_im2col, "WEIGHT_SPLIT_BYTES", 0)
+    layers = [((2, 8, 9, 11), (192, 8, 3, 3), {}), ((3, 12, 7, 6), (256, 6, 3, 3), {"groups": 2}),
+              ((2, 40, 6, 300), (128, 40, 3, 3), {"padding_mode": "reflect"})]
+    with fastconv.workspace_budget(2**20):
+        for input_shape, weight_shape, options in layers:
+            x, w, bias = random_layer(rng, input_shape, weight_shape, np.float32)
+            n, c, h, width = input_shape
+            geometry = Geometry(n, c, h, width, weight_shape[0], 3, 3, (1, 1, 1, 1), (1, 1),
+                                (1, 1), options.get("groups", 1),
+                                options.get("padding_mode", "zeros"), np.dtype(np.float32))
+            assert _run_im2col.implicit_tiling(geometry, threads, 2**20).weights_major
+            _check(x, w, bias, padding=1, threads=threads, **options)
+    assert len(implicit) == 3
+
+
+def test_implicit_gemm_splits_large_weights_over_threads():
+    """weights_major where a group's packed weights outgrow WEIGHT_SPLIT_BYTES and there are
+    several tiles, with equal channel blocks."""
+    def tiling(n, c, k, size, threads=2):
+        geometry = Geometry(n, c, size, size, k, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
+                            np.dtype(np.float32))
+        return _run_im2col.implicit_tiling(geometry, threads, 64 * 2**20)
+
+    assert (tiling(8, 256, 256, 14).weights_major, tiling(8, 256, 256, 14).k_block) == (True, 128)
+    assert tiling(8, 192, 192, 28).k_block == 64
+    assert not tiling(8, 128, 128, 28).weights_major
+    assert not tiling(8, 256, 256, 14, threads=1).weights_major
+
+
 @pytest.mark.parametrize("groups", [2, 3, 6])
 def test_implicit_gemm_groups(groups, implicit, rng):
     x = rng.standard_normal((2, 6, 9, 8)).astype(np.float32)
@@ -427,10 +462,32 @@ def test_packed_weights_match_their_layout(rng):
         kg = k_total // groups
         panels = -(-kg // panel)
         packed = _run_im2col.pack_weights(w, groups).reshape(groups, panels, depth, panel)
+        assert packed.ctypes.data % 64 == 0
         expected = np.zeros((groups, panels * panel, depth), dtype)
         expected[:, :kg] = w.reshape(groups, kg, depth)
         expected = expected.reshape(groups, panels, panel, depth).transpose(0, 1, 3, 2)
         np.testing.assert_array_equal(packed, expected)
+
+
+def test_micro_kernel_buffers_start_on_cache_lines(monkeypatch, rng):
+    """Packed weights, strips and output tiles of both micro-kernel paths start on a cache line
+    (NumPy gives 16 bytes: vector loads and stores would split lines), every call."""
+    offsets = []
+
+    def spying(original):
+        def spy(*args):
+            offsets.append([args[i].ctypes.data % 64 for i in (1, -3, -2)])
+            return original(*args)
+        return spy
+
+    for name in ("correlate_implicit", "correlate_pointwise_implicit"):
+        monkeypatch.setattr(_run_im2col, name, spying(getattr(_run_im2col, name)))
+    for _ in range(4):
+        for weight_shape, size in (((64, 64, 3, 3), 8), ((64, 128, 1, 1), 28)):
+            x, w, bias = random_layer(rng, (2, weight_shape[1], size, size), weight_shape,
+                                      np.float32)
+            fastconv.conv2d(x, w, bias, padding="same", method="im2col")
+    assert offsets == [[0, 0, 0]] * 8
 
 
 def test_pointwise_signatures_stay_closed(pointwise, rng):

@@ -328,20 +328,29 @@ def pack_panels(w, groups, packed):
 
 
 @inline_helper
-def _micro_item(item, k_blocks, k_block, blocks, groups, kg):
+def _micro_item(item, k_blocks, k_block, blocks, groups, kg, images, weights_major):
     """(image, group, block of the image, first channel of the group's block, its first output
-    channel, channels in it) of a micro-kernel work item: items run over (image, group, block)
+    channel, channels in it) of a micro-kernel work item. Items run over (image, group, block)
     and, innermost, blocks of ``k_block`` of the group's ``kg`` output channels, so that the
-    items of one block share its strip."""
-    block = item // k_blocks
-    kk = (item % k_blocks) * k_block
-    g = (block // blocks) % groups
-    return block // (groups * blocks), g, block % blocks, kk, g * kg + kk, min(k_block, kg - kk)
+    items of one block share its strip; or, ``weights_major``, over (group, channel block) and,
+    innermost, (image, block), so that a thread's items share one block of weights."""
+    if weights_major:
+        outer = item // (images * blocks)
+        inner = item % (images * blocks)
+        g = outer // k_blocks
+        kk = (outer % k_blocks) * k_block
+        n, block = inner // blocks, inner % blocks
+    else:
+        kk = (item % k_blocks) * k_block
+        g = (item // k_blocks // blocks) % groups
+        n, block = item // k_blocks // (groups * blocks), item // k_blocks % blocks
+    return n, g, block, kk, g * kg + kk, min(k_block, kg - kk)
 
 
 @parallel_kernel
 def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride, fill, dh, kh, kw,
-                       groups, chunk, tile_rows, k_block, depth_block, strips, tiles, out):
+                       groups, chunk, tile_rows, k_block, weights_major, depth_block, strips,
+                       tiles, out):
     """correlate_unfolded's result for stride 1, without a column buffer: an implicit GEMM.
 
     Per work item (image, group, ``tile_rows`` output rows, ``k_block`` output channels) and
@@ -352,9 +361,11 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
     strip[offsets[d] + u] with offsets[d] = c * plane + p * dh * S + q * dw, so
     gemm.microkernel reads the strip as it is. The S - Wo pixels u of each row past the output
     width are computed and dropped: S is at least Wo, and at most the padded width, less with a
-    constant fill (the rows share their padding).
-    The micro-kernel accumulates a (pixels, channels) tile (its first depth block stores); adding
-    the bias, it is transposed into the NCHW output at the end.
+    constant fill (the rows share their padding). The micro-kernel accumulates a (pixels,
+    channels) tile (its first depth block stores); adding the bias, it is transposed into the
+    NCHW output at the end. Items follow _micro_item's order: the items of one tile share its
+    strip, or, ``weights_major``, a thread's items share their weights (the strip is then
+    filled for every item).
 
     Preconditions: stride 1; arrays C-contiguous, float32 or float64 (maps int64, ``fill`` a
     1-element array). ``wpack`` (groups, Kgp * Cg * kh * kw), Kgp = Kg rounded up to the panel
@@ -362,8 +373,8 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
     [d][k] within it (zeros past Kg). ``k_block`` a multiple of P or Kg. ``offsets`` int64
     (chunk * kh * kw,). ``strips`` (slots, chunk * plane + (kw - 1) * dw + gemm.ROWS), set to
     ``fill``: the last row's right padding (S short of the padded width) and dropped pixels read
-    its tail; ``tiles`` (slots, U, Kbp) with U >= tile_rows * S
-    rounded up to gemm.ROWS and Kbp = k_block rounded up to P.
+    its tail; ``tiles`` (slots, U, Kbp) with U >= tile_rows * S rounded up to gemm.ROWS and
+    Kbp = k_block rounded up to P.
     """
     n_images, channels = x.shape[0], x.shape[1]
     k_total = out.shape[1]
@@ -387,11 +398,12 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
         first_item = slot * n_items // slots
         for item in range(first_item, (slot + 1) * n_items // slots):
             n, g, row_block, kk, k0, kb = _micro_item(item, k_blocks, k_block, row_blocks,
-                                                      groups, kg)
+                                                      groups, kg, n_images, weights_major)
             i0 = row_block * tile_rows
             rows = min(tile_rows, ho - i0)
             pixels = rows * row_stride
-            unfolded = item > first_item and item % k_blocks > 0 and chunk == cg
+            unfolded = (not weights_major and item > first_item and item % k_blocks > 0
+                        and chunk == cg)
             for c0 in range(0, cg, chunk):
                 cc = min(chunk, cg - c0)
                 if not unfolded:
@@ -454,7 +466,7 @@ def correlate_pointwise_implicit(x, wpack, bias, offsets, groups, tile, k_block,
         first_item = slot * n_items // slots
         for item in range(first_item, (slot + 1) * n_items // slots):
             n, g, pixel_block, kk, k0, kb = _micro_item(item, k_blocks, k_block, blocks, groups,
-                                                        kg)
+                                                        kg, n_images, False)
             p0 = pixel_block * tile
             pixels = min(tile, pixels_total - p0)
             if item == first_item or item % k_blocks == 0:
