@@ -9,7 +9,7 @@ from oracle import assert_close, reference_conv2d
 
 import fastconv
 from fastconv import _run_winograd
-from fastconv._validate import conv2d_problem
+from fastconv._validate import Geometry, conv2d_problem
 
 
 def _check(x, w, bias, padding, groups=1, padding_mode="zeros"):
@@ -55,6 +55,25 @@ def test_tile_blocks_at_the_budget_edge(budget_kib, rng):
         tiling = _run_winograd.plan_tiling(geometry, 2, budget_kib * 2**10)
         assert (tiling.rows == 1 and tiling.cols < 19) == (budget_kib == 64)
         _check(x, w, bias, (1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("shape", [(8, 256, 14, 256), (2, 64, 28, 64), (8, 64, 56, 64),
+                                   (1, 256, 14, 256), (3, 32, 16, 8)])
+def test_tile_rows_are_shared_evenly(shape):
+    """Rows of tiles cut into items of equal size (to a row), a multiple of the threads when
+    there are few: items of 32 and 24 tile rows on two threads ran 1.7x slower than 28 and 28."""
+    batch, channels, size, kg = shape
+    groups = 4 if kg == 8 else 1
+    geometry = Geometry(batch, channels, size, size, kg * groups, 3, 3, (1, 1, 1, 1), (1, 1),
+                        (1, 1), groups, "zeros", np.dtype(np.float32))
+    tiling = _run_winograd.plan_tiling(geometry, 2, 64 * 2**20)
+    tile_rows = batch * ((size + 1) // 2)
+    items = -(-tile_rows // tiling.rows)
+    assert tiling.rows * items - tile_rows < items, tiling
+    assert items * groups >= 2 * _run_winograd.ITEMS_PER_THREAD or items * groups % 2 == 0 or (
+        items == tile_rows), tiling
+    if shape == (8, 256, 14, 256):
+        assert tiling.rows == 28
 
 
 def test_workspace_stays_within_the_budget(rng):
