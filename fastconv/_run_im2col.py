@@ -339,9 +339,9 @@ def implicit_tiling(geometry, threads, budget):
     Where a group's packed weights outgrow WEIGHT_SPLIT_BYTES and there are several tiles, each
     thread takes its share of the output channels over every tile (weights_major) instead of
     its share of the tiles with all the weights: its weights stay in its own L2, the strip is
-    copied once per thread. The weights are packed by the thread that reads them (pack_panels
-    and the items split the channels alike); read from another core's cache, they cost more
-    than the packing.
+    copied once per thread. pack_panels orders its items by panel as well, so that under static
+    scheduling each thread reads the panels it packed: read from another core's cache, the
+    freshly packed weights had cost more than the packing itself.
     """
     g = geometry
     if g.stride != (1, 1) or g.dtype not in (np.float32, np.float64) or not implicit_pays(g):
@@ -353,13 +353,13 @@ def implicit_tiling(geometry, threads, budget):
     kgp = -(-kg // panel) * panel
     ho, wo = g.out_height, g.out_width
     halo = (g.kernel_height - 1) * g.dilation[0]
-    wp = implicit_row_stride(g)
+    row_stride = implicit_row_stride(g)
     slack = (g.kernel_width - 1) * g.dilation[1] + gemm.ROWS
     fixed = implicit_fixed_bytes(g)
 
     def per_slot(chunk, rows):
-        tile = -(-(rows * wp) // gemm.ROWS) * gemm.ROWS * kgp
-        return (chunk * (rows + halo) * wp + slack + tile) * itemsize
+        tile = -(-(rows * row_stride) // gemm.ROWS) * gemm.ROWS * kgp
+        return (chunk * (rows + halo) * row_stride + slack + tile) * itemsize
 
     slots = max(1, min(threads, g.batch * g.groups * ho))
     while slots > 1 and fixed + slots * per_slot(1, 1) > budget:

@@ -341,9 +341,10 @@ def _micro_item(item, k_blocks, k_block, blocks, groups, kg, images, weights_maj
         kk = (outer % k_blocks) * k_block
         n, block = inner // blocks, inner % blocks
     else:
+        tile = item // k_blocks
         kk = (item % k_blocks) * k_block
-        g = (item // k_blocks // blocks) % groups
-        n, block = item // k_blocks // (groups * blocks), item // k_blocks % blocks
+        g = (tile // blocks) % groups
+        n, block = tile // (groups * blocks), tile % blocks
     return n, g, block, kk, g * kg + kk, min(k_block, kg - kk)
 
 
