@@ -32,6 +32,7 @@ from ._run_im2col import (
     choose_band,
     fixed_bytes,
     implicit_fixed_bytes,
+    implicit_pays,
     implicit_row_stride,
     implicit_tiling,
     is_pointwise,
@@ -493,6 +494,90 @@ MODELS = {
     "im2col": im2col_work,
     "fft": fft_work,
     "winograd": winograd_work,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lower bounds: what each model counts on every path, priced at a perfect parallel split
+
+
+def _share_floor(threads, constants):
+    """The least _parallel_share (or the FFT model's share per item) at up to ``threads``."""
+    return min(1.0, 1.0 / (threads * constants.parallel))
+
+
+def direct_bound(geometry, threads, constants):
+    """direct_work's fixed cost, plus one pass and every tap of each output element."""
+    g = geometry
+    precision, factor = DTYPE_COST[g.dtype.kind, g.dtype.itemsize]
+    outputs = g.batch * g.out_channels * g.out_height * g.out_width
+    per_output = (getattr(constants, "direct_" + precision)
+                  + g.macs / outputs * getattr(constants, "direct_tap_" + precision))
+    return constants.direct_call + outputs * factor * per_output * _share_floor(threads, constants)
+
+
+def im2col_bound(geometry, threads, constants):
+    """im2col_work's fixed cost, plus the cheaper of its BLAS paths (every multiply-add, the
+    pixel operand and output tile of the GEMMs, the output set to the bias, and unless pointwise
+    the unfold of each input pixel once per kernel column) and, where it may run, its
+    micro-kernel (every multiply-add, the output, the strip copy of each input pixel)."""
+    g = geometry
+    itemsize = g.dtype.itemsize
+    name, factor = GEMM_DTYPE_COST[g.dtype.kind, itemsize]
+    out_bytes = g.batch * g.out_channels * g.out_height * g.out_width * itemsize
+    in_bytes = g.batch * g.channels * g.out_height * g.out_width * itemsize
+    blas = (g.macs * (getattr(constants, name) * factor
+                      + itemsize * g.groups / g.out_channels * constants.gemm_a)
+            + out_bytes * (constants.unfold + constants.gemm_c))
+    if not is_pointwise(g):
+        blas += in_bytes * g.kernel_width * constants.unfold
+    cheapest = blas
+    if g.dtype.kind == "f" and g.stride == (1, 1) and implicit_pays(g):
+        rate = constants.implicit_f32 if itemsize == 4 else constants.implicit_f64
+        cheapest = min(blas, g.macs * rate + (out_bytes + in_bytes) * constants.unfold)
+    return constants.im2col_call + cheapest * _share_floor(threads, constants)
+
+
+def winograd_bound(geometry, threads, constants):
+    """winograd_work's fixed cost and 16 GEMM calls, plus the transforms and multiply-adds of a
+    2x2 tile per four outputs (no spare tiles, no rounding up)."""
+    g = geometry
+    rate = constants.winograd_f32 if g.dtype.itemsize == 4 else constants.winograd_f64
+    pixels = g.batch * g.out_height * g.out_width
+    cg = g.channels // g.groups
+    work = (4 * pixels * (g.out_channels * cg * rate + g.channels * constants.winograd_in)
+            + pixels * g.out_channels / 4 * constants.winograd_out)
+    return (constants.winograd_call + 16 * constants.gemm_call
+            + work * _share_floor(threads, constants))
+
+
+def fft_bound(geometry, threads, constants):
+    """fft_work's fixed cost, plus for each image and stride-1 output point (every tile has at
+    least as many points as outputs, and half as many frequencies) its share of the transforms,
+    at the log2 of the least tile size (every tile length reaches the kernel span), and of the
+    channel sums."""
+    g = geometry
+    itemsize, parts = fft_sizes(g)
+    c_in, k_out = g.channels * parts, g.out_channels * parts
+    span_h = (g.kernel_height - 1) * g.dilation[0] + 1
+    span_w = (g.kernel_width - 1) * g.dilation[1] + 1
+    points = g.batch * ((g.out_height - 1) * g.stride[0] + 1) * ((g.out_width - 1) * g.stride[1]
+                                                                 + 1)
+    transforms = ((c_in + k_out) * fft_model.FFT_NS[itemsize] * math.log2(span_h * span_w)
+                  * (constants.fft_f32 if itemsize == 4 else constants.fft_f64))
+    sums = k_out * (c_in // g.groups) / 2 * fft_model.MAC_NS[itemsize] * constants.fft_mac
+    return constants.fft_call + 1e-9 * points * (transforms + sums) * _share_floor(threads,
+                                                                                  constants)
+
+
+# Strategy name -> a lower bound on its model's seconds at any thread count up to the limit
+# (never above the model, whatever the machine constants): the planner skips a model whose bound
+# exceeds the best estimate so far. A strategy missing here is always estimated.
+BOUNDS = {
+    "direct": direct_bound,
+    "im2col": im2col_bound,
+    "fft": fft_bound,
+    "winograd": winograd_bound,
 }
 
 

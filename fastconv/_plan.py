@@ -9,9 +9,10 @@ shape seen before costs a dictionary lookup.
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
-from ._cost import MODELS, evaluate, machine_constants
+from ._cost import BOUNDS, MODELS, MachineConstants, evaluate, machine_constants
 from ._methods import REGISTRY
 from ._validate import Geometry
 from ._workspace import get_workspace_budget
@@ -25,6 +26,8 @@ SERIAL_MACS = 2**19
 # than one work item makes the model's time at the limit the shorter, and a single item costs
 # one launch (~1-2 us) more, a negligible difference at this size.
 PARALLEL_MACS = 2**22
+# Relative slack of a lower bound over an estimate before the estimate is skipped.
+BOUND_MARGIN = 1e-9
 # Plans remembered per process (least recently used dropped first); one plan is ~2 KB.
 CACHE_SIZE = 1024
 
@@ -55,10 +58,29 @@ class Plan:
     max_threads: int
     """The thread limit the plan was made for."""
     workspace_budget: int
-    candidates: tuple[Candidate, ...]
-    reason: str
     constants: str
     """Where the machine constants behind the estimates come from."""
+    requested: bool
+    """Whether ``method`` was asked for rather than chosen by 'auto'."""
+    machine: MachineConstants = field(repr=False)
+    """The machine constants behind the estimates."""
+    settled: tuple = field(repr=False, compare=False)
+    """(strategy, Candidate or None) for each registered strategy: None where planning skipped
+    the model (its lower bound exceeded the chosen estimate); ``candidates`` computes it."""
+
+    @cached_property
+    def candidates(self):
+        """One :class:`Candidate` per registered strategy, in registry order."""
+        return tuple(
+            _estimate(name, self.geometry, self.max_threads, self.workspace_budget, self.machine)
+            if candidate is None else candidate for name, candidate in self.settled)
+
+    @cached_property
+    def reason(self):
+        """Why ``method`` was chosen: 'requested', or how its estimate compares."""
+        if self.requested:
+            return "requested"
+        return _choose(self.candidates, self.geometry.dtype)[1]
 
     def candidate(self, method):
         """The :class:`Candidate` of ``method``."""
@@ -107,19 +129,17 @@ def _bytes(n):
     return _scaled(float(n), ("B", "KiB", "MiB", "GiB"), 1024)
 
 
-def _candidate(name, geometry, max_threads, budget, constants):
-    method = REGISTRY[name]
-    refusal = method.declines(geometry)
-    if refusal is not None:
-        return Candidate(name, None, None, 1, refusal)
+def _estimate(name, geometry, max_threads, budget, constants):
+    """The Candidate of a strategy that does not decline ``geometry``."""
     model = MODELS.get(name)
     if model is None:
         threads = 1 if geometry.macs < SERIAL_MACS else max_threads
         return Candidate(name, None, None, threads)
     best = None
     # One thread and the limit: a launch and the items' imbalance decide between them.
-    counts = {max_threads} if geometry.macs >= PARALLEL_MACS else {1, max_threads}
-    for threads in sorted(counts):
+    counts = (max_threads,) if geometry.macs >= PARALLEL_MACS or max_threads == 1 else (
+        1, max_threads)
+    for threads in counts:
         work = model(geometry, threads, budget, constants)
         seconds = evaluate(work.terms, constants)
         if best is None or seconds < best.seconds:
@@ -127,14 +147,10 @@ def _candidate(name, geometry, max_threads, budget, constants):
     return best
 
 
-def _choose(candidates, method, dtype):
-    """(chosen candidate, reason) for 'auto' or a requested strategy name."""
-    if method != "auto":
-        chosen = next(c for c in candidates if c.method == method)
-        if chosen.declined is not None:
-            raise ValueError(f"`method` {method!r} cannot run this problem: {chosen.declined}.")
-        return chosen, "requested"
-    runnable = [c for c in candidates if c.declined is None]
+def _choose(candidates, dtype):
+    """(chosen candidate, reason) of 'auto' among ``candidates`` (those not estimated may be
+    None: their lower bound exceeds a known estimate)."""
+    runnable = [c for c in candidates if c is not None and c.declined is None]
     skipped = ""
     if dtype.kind in "iu":
         rounding = [c.method for c in runnable if REGISTRY[c.method].rounds_integers]
@@ -158,15 +174,56 @@ def _choose(candidates, method, dtype):
     return chosen, reason + skipped
 
 
+def _settle(geometry, threads, budget, constants):
+    """(strategy, Candidate or None) for each registered strategy under 'auto': every refusal,
+    and the estimates in increasing order of their lower bounds (_cost.BOUNDS) until a bound
+    exceeds the best estimate so far. The skipped ones (None) cannot be chosen: their
+    estimates would exceed that one. On the regret benchmark's new shapes this leaves one or two
+    models of four to compute, about half of planning a new shape."""
+    settled = {}
+    pending = []
+    integers = geometry.dtype.kind in "iu"
+    for name, method in REGISTRY.items():
+        refusal = method.declines(geometry)
+        if refusal is not None:
+            settled[name] = Candidate(name, None, None, 1, refusal)
+        elif name not in MODELS or (integers and method.rounds_integers):
+            # Unmodelled ones are cheap, and rounding ones may be all there is for integers.
+            settled[name] = _estimate(name, geometry, threads, budget, constants)
+        else:
+            bound = BOUNDS.get(name)
+            pending.append((0.0 if bound is None else bound(geometry, threads, constants), name))
+    best = None
+    for bound, name in sorted(pending, key=lambda pair: pair[0]):
+        # The margin covers rounding: a bound computed another way may exceed an equal estimate.
+        if best is not None and bound > best * (1 + BOUND_MARGIN):
+            settled[name] = None
+            continue
+        candidate = settled[name] = _estimate(name, geometry, threads, budget, constants)
+        if best is None or candidate.seconds < best:
+            best = candidate.seconds
+    return tuple((name, settled[name]) for name in REGISTRY)
+
+
 def build_plan(geometry, method, threads, budget, constants):
     """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads: a pure function of its arguments."""
-    candidates = tuple(_candidate(name, geometry, threads, budget, constants)
-                       for name in REGISTRY)
-    chosen, reason = _choose(candidates, method, geometry.dtype)
+    if method == "auto":
+        settled = _settle(geometry, threads, budget, constants)
+        chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
+    else:
+        refusals = [(name, m.declines(geometry)) for name, m in REGISTRY.items()]
+        settled = tuple((name, None if refusal is None else Candidate(name, None, None, 1, refusal))
+                        for name, refusal in refusals)
+        chosen = dict(settled)[method]
+        if chosen is not None:
+            raise ValueError(f"`method` {method!r} cannot run this problem: {chosen.declined}.")
+        chosen = _estimate(method, geometry, threads, budget, constants)
+        settled = tuple((name, chosen if name == method else candidate)
+                        for name, candidate in settled)
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
-                max_threads=threads, workspace_budget=budget, candidates=candidates,
-                reason=reason, constants=constants.source)
+                max_threads=threads, workspace_budget=budget, constants=constants.source,
+                requested=method != "auto", machine=constants, settled=settled)
 
 
 class _PlanCache:

@@ -100,6 +100,12 @@ def _smooth_lengths():
     return sorted(lengths)
 
 
+@lru_cache(maxsize=1)
+def _smooth_floats():
+    """_smooth_lengths as a float array (candidate tile lengths are sliced from it)."""
+    return np.array(_smooth_lengths(), dtype=float)
+
+
 def next_fast_len(n):
     """Smallest 2**a * 3**b * 5**c >= n (n <= LONGEST_AXIS): ``scipy.fft.next_fast_len(n,
     real=True)`` without importing scipy.fft (160 ms of ``import fastconv``). A bisection of a
@@ -147,29 +153,47 @@ def _real_sizes(geometry):
     return itemsize, parts
 
 
-@lru_cache(maxsize=1024)
-def _axis_options(out1, span, before, size, zero_wrap):
-    """Candidate tile lengths along one axis and the outputs each gives (two float arrays, the
-    single tile first).
-
-    ``out1`` stride-1 outputs are needed from a padded axis (``before`` points of padding, then
-    ``size`` input points, then more padding); ``span`` is the dilated kernel extent. One
-    tile holding everything needs ``out1 + span - 1`` points, or with zero padding
-    (``zero_wrap``) only as many as hold every output and the input, and keep the circular wrap
-    of the last outputs inside the padding before the input.
-    """
+def _single_length(out1, span, before, size, zero_wrap):
+    """The length of one tile holding all ``out1`` stride-1 outputs of a padded axis (``before``
+    points of padding, then ``size`` input points, then more padding; ``span`` the dilated kernel
+    extent): ``out1 + span - 1`` points, or with zero padding (``zero_wrap``) only as many as
+    hold every output and the input, and keep the circular wrap of the last outputs inside the
+    padding before the input."""
     need = out1 + span - 1
     single = need
     if zero_wrap:
         single = max(span, out1, before + size, need - before)
-    single = next_fast_len(min(single, need))
+    return next_fast_len(min(single, need))
+
+
+def _tile_range(span, single):
+    """Slice bounds of the 5-smooth lengths that are candidate tiles of an axis besides the
+    single tile: from SHORTEST_TILE (and more than ``span``) to the longest the spans allow."""
     longest = min(single - 1, max(MAX_TILE_SPANS * span, MAX_TILE_FLOOR), LONGEST_TILE)
     smooth = _smooth_lengths()
-    tiles = smooth[bisect_left(smooth, max(span + 1, SHORTEST_TILE)):bisect_right(smooth, longest)]
-    lengths = np.array([single, *tiles], dtype=float)
+    return bisect_left(smooth, max(span + 1, SHORTEST_TILE)), bisect_right(smooth, longest)
+
+
+@lru_cache(maxsize=1024)
+def _axis_options(out1, span, before, size, zero_wrap):
+    """Candidate tile lengths along one axis and the outputs each gives (two float arrays, the
+    single tile first; arguments as in _single_length)."""
+    single = _single_length(out1, span, before, size, zero_wrap)
+    start, stop = _tile_range(span, single)
+    lengths = np.empty(1 + max(0, stop - start))
+    lengths[0] = single
+    lengths[1:] = _smooth_floats()[start:stop]
     outputs = lengths - (span - 1)
     outputs[0] = out1
     return lengths, outputs
+
+
+def _shortest_length(out1, span, before, size):
+    """The shortest of _axis_options's lengths without zero_wrap (no arrays: declines asks it of
+    every new shape)."""
+    single = _single_length(out1, span, before, size, False)
+    start, stop = _tile_range(span, single)
+    return min(single, _smooth_lengths()[start]) if start < stop else single
 
 
 def _axis_lengths(geometry, zero_wrap):
@@ -193,7 +217,6 @@ def _buffer_bytes(geometry, lh, lw, images):
     return _bytes(lh, lw, images, c_in, k_out, g.groups, itemsize)
 
 
-@serial_function
 def _bytes(lh, lw, images, c_in, k_out, groups, itemsize):
     bins = lh * (lw // 2 + 1) * (2 * itemsize)
     return (k_out * (c_in // groups) * bins,
@@ -206,58 +229,53 @@ def _search_tiles(lengths_h, outputs_h, lengths_w, outputs_w, out1_h, out1_w, ba
     """(seconds, images per item, row option, column option, workers) of the cheapest tiling
     that fits ``budget``; infinite seconds when none does. Images per item run through the
     powers of two below the batch, then the batch; each on the most workers whose buffers fit;
-    ties go to fewer images per item, then to shorter tiles."""
+    ties go to fewer images per item, then to shorter tiles.
+
+    Each pass prices every (row, column) pair from the per-axis values, a row of pairs into a
+    buffer, then scans it: most problems take one pass. Tables of the pairs' costs stored by a
+    first loop and read by the passes made the search 1.4-1.7x slower, and so did pricing and
+    comparing in one loop (/tmp/s13/t4.py)."""
     rows, cols = lengths_h.size, lengths_w.size
     cg, kg = c_in // groups, k_out // groups
-    # What does not depend on the images per item: spectra bytes, per-image buffer bytes and
-    # nanoseconds, fixed nanoseconds and bytes of an item, and tiles per image.
-    spectra = np.empty((rows, cols))
-    image_bytes = np.empty((rows, cols))
-    image_ns = np.empty((rows, cols))
-    fixed_ns = np.empty((rows, cols))
-    fixed_bytes = np.empty((rows, cols))
-    tiles = np.empty((rows, cols))
-    # Logarithms and tile counts per axis, so that the pairs need none.
     log_h = np.log2(lengths_h)
     log_w = np.log2(lengths_w)
     halves = lengths_w // 2 + 1
     log_bins = np.log2(halves) + np.log2(2 * itemsize / CACHE_BYTES)
     tiles_h = np.ceil(out1_h / outputs_h)
     tiles_w = np.ceil(out1_w / outputs_w)
-    for i in range(rows):
-        lh, vh = lengths_h[i], outputs_h[i]
-        for j in range(cols):
-            points = lh * lengths_w[j]
-            bins = lh * halves[j]
-            spectra[i, j] = k_out * cg * bins * (2 * itemsize)
-            image_bytes[i, j] = (c_in + kg) * bins * (2 * itemsize)
-            fixed_bytes[i, j] = points * itemsize + 2 * bins * (2 * itemsize)
-            spill = 1 + SPILL_PER_DOUBLING * max(0.0, log_h[i] + log_bins[j])
-            transform = fft_ns_per_point * (log_h[i] + log_w[j]) * points * spill + CALL_NS
-            image_ns[i, j] = ((c_in + k_out) * transform + k_out * cg * mac_ns * bins
-                              + c_in * GATHER_NS * points + k_out * SCATTER_NS * vh * outputs_w[j])
-            fixed_ns[i, j] = ITEM_NS
-            if spectra[i, j] > L2_BYTES:
-                fixed_ns[i, j] += spectra[i, j] / BYTES_PER_NS
-            tiles[i, j] = tiles_h[i] * tiles_w[j]
+    seconds = np.empty(cols)
     best = (np.inf, 0.0, 0, 0, 0)
     images = 1.0
     while True:
         images = min(images, batch)
+        batches = np.ceil(batch / images)
         for workers in range(threads, 0, -1):
             found = (np.inf, 0.0, 0, 0, 0)
             for i in range(rows):
+                lh, vh = lengths_h[i], outputs_h[i]
                 for j in range(cols):
-                    item_bytes = fixed_bytes[i, j] + images * image_bytes[i, j]
-                    if spectra[i, j] + workers * item_bytes > budget:
-                        continue
-                    item_ns = images * image_ns[i, j] + fixed_ns[i, j]
+                    points = lh * lengths_w[j]
+                    bins = lh * halves[j]
+                    spectra = k_out * cg * bins * (2 * itemsize)
+                    item_bytes = (points * itemsize + 2 * bins * (2 * itemsize)
+                                  + images * ((c_in + kg) * bins * (2 * itemsize)))
+                    spill = 1 + SPILL_PER_DOUBLING * max(0.0, log_h[i] + log_bins[j])
+                    transform = fft_ns_per_point * (log_h[i] + log_w[j]) * points * spill + CALL_NS
+                    image_ns = ((c_in + k_out) * transform + k_out * cg * mac_ns * bins
+                                + c_in * GATHER_NS * points
+                                + k_out * SCATTER_NS * vh * outputs_w[j])
+                    fixed_ns = ITEM_NS
+                    if spectra > L2_BYTES:
+                        fixed_ns += spectra / BYTES_PER_NS
+                    item_ns = images * image_ns + fixed_ns
                     if item_bytes > L2_BYTES:
                         item_ns += 2 * item_bytes / BYTES_PER_NS
-                    items = np.ceil(batch / images) * tiles[i, j]
-                    seconds = np.ceil(items / workers) * item_ns * 1e-9
-                    if seconds < found[0]:
-                        found = (seconds, images, i, j, workers)
+                    tiles = batches * (tiles_h[i] * tiles_w[j])
+                    seconds[j] = (np.inf if spectra + workers * item_bytes > budget
+                                  else np.ceil(tiles / workers) * item_ns * 1e-9)
+                for j in range(cols):
+                    if seconds[j] < found[0]:
+                        found = (seconds[j], images, i, j, workers)
             if found[0] < np.inf:
                 if found[0] < best[0]:
                     best = found
@@ -293,9 +311,13 @@ def plan_tiles(geometry, threads, budget, zero_fill):
 def declines(geometry):
     """Why the FFT strategy cannot run ``geometry``: its smallest workspace (one worker, one
     image, the shortest tiles: the bytes grow with each) exceeds the budget."""
+    g = geometry
     budget = get_workspace_budget()
-    _, _, (lh, _), (lw, _) = _axis_lengths(geometry, False)
-    spectra_bytes, item_bytes = _buffer_bytes(geometry, lh.min(), lw.min(), 1)
+    lh = _shortest_length((g.out_height - 1) * g.stride[0] + 1,
+                          (g.kernel_height - 1) * g.dilation[0] + 1, g.padding[0], g.height)
+    lw = _shortest_length((g.out_width - 1) * g.stride[1] + 1,
+                          (g.kernel_width - 1) * g.dilation[1] + 1, g.padding[2], g.width)
+    spectra_bytes, item_bytes = _buffer_bytes(g, float(lh), float(lw), 1)
     if spectra_bytes + item_bytes <= budget:
         return None
     return (f"its kernel spectra and buffers do not fit the workspace budget of "

@@ -161,17 +161,17 @@ def unfolded_tiling(geometry, threads, budget, band):
 
     halo = min(ho, max(extra, 1))
     if per_slot(cg, halo, wo) <= target:
-        fit = largest_fitting(lambda r: per_slot(cg, r, wo) <= room, ho)
-        cached = largest_fitting(lambda r: per_slot(cg, r, wo) <= target, ho)
+        fit = largest_fitting(lambda r: per_slot(cg, r, wo), room, ho)
+        cached = largest_fitting(lambda r: per_slot(cg, r, wo), target, ho)
         rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
         return tiling(cg, rows, wo, k_block)
     least = -(-GEMM_PIXELS_PER_CHANNEL * kg // wo)
     for rows in (min(ho, max(halo, least)), 1):
-        chunk = largest_fitting(lambda c, rows=rows: per_slot(c, rows, wo) <= target, cg)
+        chunk = largest_fitting(lambda c, rows=rows: per_slot(c, rows, wo), target, cg)
         if chunk:
             rows, k_block = _split_work(geometry, ho, wo, rows, rows, threads)
             return tiling(chunk, rows, wo, k_block)
-    width = max(1, largest_fitting(lambda w: per_slot(1, 1, w) <= target, wo))
+    width = max(1, largest_fitting(lambda w: per_slot(1, 1, w), target, wo))
     return tiling(1, 1, width, kg)
 
 
@@ -368,9 +368,9 @@ def implicit_tiling(geometry, threads, budget):
     if room < per_slot(1, 1):
         return None
     target = min(room, TILE_BYTES)
-    chunk = max(1, largest_fitting(lambda c: per_slot(c, 1) <= target, cg))
-    fit = largest_fitting(lambda r: per_slot(chunk, r) <= room, ho)
-    cached = max(1, largest_fitting(lambda r: per_slot(chunk, r) <= target, ho))
+    chunk = max(1, largest_fitting(lambda c: per_slot(c, 1), target, cg))
+    fit = largest_fitting(lambda r: per_slot(chunk, r), room, ho)
+    cached = max(1, largest_fitting(lambda r: per_slot(chunk, r), target, ho))
     rows, k_block = _split_work(geometry, ho, wo, fit, cached, threads)
     k_block = min(kg, -(-k_block // panel) * panel)
     weights = kgp * cg * g.kernel_height * g.kernel_width * itemsize  # a group's, packed
@@ -450,7 +450,7 @@ def pointwise_implicit_tiling(geometry, threads, budget):
     room = (budget - fixed) // slots
     if room < per_slot(gemm.ROWS):
         return None
-    tile = max(1, largest_fitting(lambda t: per_slot(t) <= room, tile))
+    tile = max(1, largest_fitting(per_slot, room, tile))
     rounded = -(-tile // gemm.ROWS) * gemm.ROWS
     return PointwiseTiling(tile, _strip_stride(rounded, line), panel, slots)
 

@@ -99,9 +99,9 @@ def plan_tiling(geometry, threads, budget):
     wide = slot_bytes(g, -(-MIN_TILES // (tiles_w + 1)), tiles_w)
     per_slot = min(room // slots, max(BLOCK_BYTES, wide))
     if slot_bytes(g, 1, tiles_w) > per_slot:
-        cols = largest_fitting(lambda n: slot_bytes(g, 1, n) <= per_slot, tiles_w)
+        cols = largest_fitting(lambda n: slot_bytes(g, 1, n), per_slot, tiles_w)
         return Tiling(1, max(cols, 1), slots)
-    rows = largest_fitting(lambda n: slot_bytes(g, n, tiles_w) <= per_slot, tile_rows)
+    rows = largest_fitting(lambda n: slot_bytes(g, n, tiles_w), per_slot, tile_rows)
     balanced = -(-tile_rows * g.groups // (ITEMS_PER_THREAD * threads))
     least = -(-MIN_TILES // (tiles_w + 1))
     items = -(-tile_rows // max(1, min(rows, max(balanced, least))))

@@ -7,8 +7,8 @@ planner and the runners read. Every user-facing error is raised here, following 
 """
 
 import numbers
+import operator
 from dataclasses import dataclass, fields
-from functools import cached_property
 
 import numpy as np
 
@@ -37,7 +37,10 @@ SCIPY_BOUNDARIES = {
 
 @dataclass(frozen=True)
 class Geometry:
-    """Shapes and options of one canonical problem: everything the planner may look at."""
+    """Shapes and options of one canonical problem: everything the planner may look at.
+
+    Besides the fields: ``out_height``, ``out_width``, ``out_shape`` (N, K, Ho, Wo) and ``macs``,
+    the multiply-adds of the direct sum."""
 
     batch: int
     channels: int
@@ -53,41 +56,41 @@ class Geometry:
     padding_mode: str
     dtype: np.dtype
 
+    # Derived once at construction (attributes, not fields: equality, hashing and the repr are
+    # the fields'): out_height, out_width, out_shape and macs, which planning reads many times,
+    # and the hash. Planning looks plans up by geometry on every call; hashing the 13 fields each
+    # time costs more (0.7 us) than the rest of a cached lookup, and on Python 3.11 each first
+    # read of a functools.cached_property costs ~1 us (it takes a lock), a tenth of a new shape's
+    # FFT model.
+    def __post_init__(self):
+        top, bottom, left, right = self.padding
+        span_h = self.dilation[0] * (self.kernel_height - 1) + 1
+        span_w = self.dilation[1] * (self.kernel_width - 1) + 1
+        out_height = (self.height + top + bottom - span_h) // self.stride[0] + 1
+        out_width = (self.width + left + right - span_w) // self.stride[1] + 1
+        per_output = (self.channels // self.groups) * self.kernel_height * self.kernel_width
+        self.__dict__.update(  # a frozen dataclass: bypass its __setattr__
+            out_height=out_height,
+            out_width=out_width,
+            out_shape=(self.batch, self.out_channels, out_height, out_width),
+            macs=self.batch * self.out_channels * out_height * out_width * per_output,
+            _hash=hash(_geometry_fields(self)),
+        )
+
     def __hash__(self):
         return self._hash
 
     def __getstate__(self):
-        # Only the fields: the cached values (the hash of strings among them) belong to this
-        # process.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # Only the fields: the hash (of strings among them) belongs to this process.
+        return dict(zip(_GEOMETRY_FIELDS, _geometry_fields(self), strict=True))
 
-    @cached_property
-    def _hash(self):
-        # Planning looks plans up by geometry on every call: hashing the 13 fields each time
-        # costs more (0.7 us) than the rest of a cached lookup.
-        return hash(tuple(getattr(self, f.name) for f in fields(self)))
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
 
-    @cached_property
-    def out_height(self) -> int:
-        top, bottom = self.padding[:2]
-        span = self.dilation[0] * (self.kernel_height - 1) + 1
-        return (self.height + top + bottom - span) // self.stride[0] + 1
 
-    @cached_property
-    def out_width(self) -> int:
-        left, right = self.padding[2:]
-        span = self.dilation[1] * (self.kernel_width - 1) + 1
-        return (self.width + left + right - span) // self.stride[1] + 1
-
-    @cached_property
-    def out_shape(self) -> tuple[int, int, int, int]:
-        return (self.batch, self.out_channels, self.out_height, self.out_width)
-
-    @cached_property
-    def macs(self) -> int:
-        """Multiply-adds of the direct sum."""
-        per_output = (self.channels // self.groups) * self.kernel_height * self.kernel_width
-        return self.batch * self.out_channels * self.out_height * self.out_width * per_output
+_GEOMETRY_FIELDS = tuple(f.name for f in fields(Geometry))
+_geometry_fields = operator.attrgetter(*_GEOMETRY_FIELDS)
 
 
 @dataclass(frozen=True, eq=False)

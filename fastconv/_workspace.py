@@ -49,15 +49,39 @@ def workspace_budget(nbytes):
         set_workspace_budget(previous)
 
 
-def largest_fitting(fits, upper):
-    """The largest n in 1..upper with fits(n), or 0: the biggest tile dimension whose buffers fit
-    (``fits`` is monotone: more n, more bytes)."""
-    if not fits(1):
+def largest_fitting(size, limit, upper):
+    """The largest n in 1..upper with size(n) <= limit, or 0: the biggest tile dimension whose
+    buffers fit. ``size`` (bytes) never decreases with n.
+
+    Exact for any such ``size``, and fast for the nearly affine ones of the tilings (bytes per
+    unit, perhaps rounded up to a block): the affine guess through size(1) and size(2) is checked
+    and corrected by galloping, then bisection. Planning a new shape calls this a dozen times;
+    a plain bisection took ~2 log2(upper) evaluations each.
+    """
+    first = size(1)
+    if first > limit:
         return 0
-    low, high = 1, upper
+    step = size(2) - first
+    guess = upper if step <= 0 else min(upper, 1 + (limit - first) // step)
+    if size(guess) <= limit:
+        low, high, stride = guess, upper, 1  # low fits; the answer is in low..high
+        while low < high:
+            probe = min(high, low + stride)
+            if size(probe) > limit:
+                high = probe - 1
+                break
+            low, stride = probe, 2 * stride
+    else:
+        low, high, stride = 1, guess - 1, 1
+        while True:
+            probe = max(low, high - stride + 1)
+            if probe == low or size(probe) <= limit:
+                low = probe
+                break
+            high, stride = probe - 1, 2 * stride
     while low < high:
         mid = (low + high + 1) // 2
-        if fits(mid):
+        if size(mid) <= limit:
             low = mid
         else:
             high = mid - 1

@@ -7,6 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracle import assert_close, reference_conv2d
 from scipy import signal
 
@@ -286,6 +288,27 @@ def test_too_many_channels_for_the_budget_is_declined():
         assert "workspace budget" in reason
         with pytest.raises(ValueError, match="set_workspace_budget"):
             fastconv.conv2d(x, w, method="fft")
+
+
+@settings(max_examples=200, deadline=None)
+@given(channels=st.sampled_from([1, 4, 64, 512]), out_channels=st.sampled_from([1, 8, 256]),
+       height=st.integers(1, 3000), width=st.integers(1, 3000), kh=st.integers(1, 200),
+       kw=st.integers(1, 200), padding=st.sampled_from([0, 3, "same", "full"]),
+       stride=st.integers(1, 3), dtype=st.sampled_from([np.float32, np.complex128]),
+       budget=st.sampled_from([2**16, 2**20, 2**24]))
+def test_declines_exactly_when_no_tiling_fits(channels, out_channels, height, width, kh, kw,
+                                              padding, stride, dtype, budget):
+    """declines prices the shortest tiles without building the candidate lengths: it must agree
+    with the search over them (one worker, one image, no wrap into the padding)."""
+    try:
+        geometry = fastconv.plan((1, channels, height, width), (out_channels, channels, kh, kw),
+                                 dtype=dtype, padding=padding,
+                                 stride=1 if padding == "same" else stride).geometry
+    except ValueError:
+        return  # the kernel does not fit the padded input
+    with fastconv.workspace_budget(budget):
+        declined = fastconv._methods.REGISTRY["fft"].declines(geometry) is not None
+    assert declined == (plan_tiles(geometry, 1, budget, False) is None)
 
 
 def test_single_tile_wraps_only_into_zero_padding(rng):

@@ -14,12 +14,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracle import assert_close, reference_conv2d
 
 import fastconv
 from fastconv import _cost, _measure, _plan
 from fastconv._methods import REGISTRY, Method
 from fastconv._validate import conv2d_problem
+from fastconv._workspace import largest_fitting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,6 +128,98 @@ def test_every_candidate_runs_and_matches_the_oracle(name, dtype, rng):
     assert ran >= 2
     assert_close(fastconv.conv2d(x, w, **options, method=plan), expected, scale, dtype,
                  plan.method)
+
+
+@st.composite
+def plan_problems(draw):
+    """(input shape, weight shape, options) of a single image or a layer, any dtype fastconv
+    plans, up to sizes where every strategy's model takes its other paths."""
+    kh, kw = draw(st.integers(1, 31)), draw(st.integers(1, 31))
+    if draw(st.booleans()):
+        height, width = draw(st.integers(kh, 2000)), draw(st.integers(kw, 2000))
+        input_shape, weight_shape, groups = (height, width), (kh, kw), 1
+    else:
+        kh, kw = min(kh, 7), min(kw, 7)
+        groups = draw(st.sampled_from([1, 1, 2, 4]))
+        cg, kg = draw(st.sampled_from([1, 3, 16, 64, 128])), draw(st.sampled_from([1, 16, 64]))
+        if draw(st.booleans()):
+            groups, cg, kg = draw(st.sampled_from([32, 128])), 1, 1  # depthwise
+        size = draw(st.integers(max(kh, kw), 112))
+        input_shape = (draw(st.integers(1, 16)), cg * groups, size, size)
+        weight_shape = (kg * groups, cg, kh, kw)
+    options = dict(
+        dtype=draw(st.sampled_from([np.float32, np.float64, np.complex64, np.complex128,
+                                    np.int64])),
+        stride=draw(st.sampled_from([1, 1, 2, (1, 3)])),
+        dilation=draw(st.sampled_from([1, 1, 2])),
+        groups=groups,
+        padding_mode=draw(st.sampled_from(["zeros", "zeros", "reflect", "circular"])),
+        padding=draw(st.sampled_from([0, 1, (3, 0)])),
+    )
+    return input_shape, weight_shape, options
+
+
+def _scaled_constants(draw):
+    """The shipped constants, each scaled as a calibration on another machine might (some to
+    zero; threads below or above the reference's parallel speed)."""
+    values = {}
+    for name, value in vars(_cost.DEFAULTS).items():
+        if name == "parallel":
+            values[name] = value * draw(st.sampled_from([0.5, 1.0, 1.7]))
+        elif name != "source":
+            values[name] = value * draw(st.sampled_from([0.0, 0.3, 1.0, 3.0]))
+    return _cost.MachineConstants(source="scaled", **values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(problem=plan_problems(), threads=st.integers(1, 8), data=st.data(),
+       budget=st.sampled_from([2**16, 2**20, 64 * 2**20]))
+def test_lower_bounds_never_exceed_the_models_and_skipping_keeps_the_choice(problem, threads,
+                                                                            data, budget):
+    input_shape, weight_shape, options = problem
+    try:
+        geometry = fastconv.plan(input_shape, weight_shape, **options).geometry
+    except ValueError:
+        return  # the kernel does not fit the padded input
+    constants = data.draw(st.sampled_from([_cost.DEFAULTS, None]))
+    constants = constants or _scaled_constants(data.draw)
+    with fastconv.workspace_budget(budget):
+        plan = _plan.build_plan(geometry, "auto", threads, budget, constants)
+    for candidate in plan.candidates:
+        if candidate.declined is not None or candidate.method not in _cost.BOUNDS:
+            continue
+        bound = _cost.BOUNDS[candidate.method](geometry, threads, constants)
+        for count in {1, threads}:
+            work = _cost.MODELS[candidate.method](geometry, count, budget, constants)
+            seconds = _cost.evaluate(work.terms, constants)
+            assert bound <= seconds * (1 + _plan.BOUND_MARGIN), (candidate.method, count)
+    chosen, _ = _plan._choose(plan.candidates, geometry.dtype)
+    assert (chosen.method, chosen.threads) == (plan.method, plan.threads)
+
+
+def test_planning_skips_models_that_cannot_win_and_estimates_them_when_asked():
+    plan = fastconv.plan((1000, 1000), (15, 15), dtype=np.float32, padding=7, threads=2)
+    settled = dict(plan.settled)
+    assert plan.method == "fft" and settled["fft"] == plan.candidate("fft")
+    assert settled["direct"] is None  # its bound exceeds the FFT's estimate
+    direct = plan.candidate("direct")
+    assert direct.seconds > _cost.direct_bound(plan.geometry, 2, _cost.DEFAULTS) > (
+        plan.candidate("fft").seconds)
+    assert "direct" in repr(plan) and plan.reason.startswith("estimated")
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.integers(0, 10**4), step=st.integers(0, 500), block=st.integers(1, 64),
+       steps=st.lists(st.integers(0, 3000), max_size=3), limit=st.integers(0, 40_000),
+       upper=st.integers(1, 300))
+def test_largest_fitting_is_exact(base, step, block, steps, limit, upper):
+    """Against a scan, for nondecreasing sizes: affine, rounded up to blocks, with jumps."""
+
+    def size(n):
+        return base + -(-n * step // block) * block + sum(jump for jump in steps if n > jump % 50)
+
+    fitting = [n for n in range(1, upper + 1) if size(n) <= limit]
+    assert largest_fitting(size, limit, upper) == (fitting[-1] if fitting else 0)
 
 
 def test_plan_with_other_shapes_or_threads_is_refused():
