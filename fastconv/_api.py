@@ -270,10 +270,12 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     ``print(p)`` shows the table: every strategy's estimated time, workspace and threads (or
     why it declines), the chosen one marked with ``>``, and the reason.
     """
+    current = numba.get_num_threads() if threads is None else None
+
     def compute():
         if not (isinstance(method, str) and method in ("auto", *METHODS)):
             raise ValueError(f"`method` must be 'auto' or one of {METHODS}; got {method!r}.")
-        count = threads_count(threads)
+        count = current or threads_count(threads)
         x4, w4, _ = layer_shapes(shape_tuple(input_shape, "input_shape"),
                                  shape_tuple(weight_shape, "weight_shape"), groups,
                                  names=("input_shape", "weight_shape"))
@@ -284,7 +286,7 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
     arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
                       padding_mode, method, threads))
-    return memoised((arguments, numba.get_num_threads() if threads is None else None), compute)
+    return memoised((arguments, current), compute)
 
 
 def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):

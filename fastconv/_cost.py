@@ -200,7 +200,8 @@ GEMM_DTYPE_COST = {
 
 def evaluate(terms, constants):
     """Seconds of a term table under ``constants``."""
-    return sum(coefficient * getattr(constants, name) for name, coefficient in terms.items())
+    values = vars(constants)
+    return sum(coefficient * values[name] for name, coefficient in terms.items())
 
 
 def _add(terms, name, coefficient):

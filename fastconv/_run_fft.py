@@ -46,7 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._jit import serial_function
+from ._jit import inline_helper, serial_function
 from ._kernels.fft import add_non_finite_products, correlate_tiles, kernel_spectra
 from ._padding import index_maps
 from ._run_direct import run_direct
@@ -174,38 +174,31 @@ def _tile_range(span, single):
     return bisect_left(smooth, max(span + 1, SHORTEST_TILE)), bisect_right(smooth, longest)
 
 
-@lru_cache(maxsize=1024)
-def _axis_options(out1, span, before, size, zero_wrap):
-    """Candidate tile lengths along one axis and the outputs each gives (two float arrays, the
-    single tile first; arguments as in _single_length)."""
+def _axis_candidates(out1, span, before, size, zero_wrap):
+    """One axis for _search_tiles: (single tile length, slice bounds in _smooth_floats() of the
+    other candidate lengths, span, stride-1 outputs); arguments as in _single_length."""
     single = _single_length(out1, span, before, size, zero_wrap)
-    start, stop = _tile_range(span, single)
+    return (single, *_tile_range(span, single), span, out1)
+
+
+@inline_helper
+def _candidate_lengths(smooth, axis):
+    """Candidate tile lengths along one axis (_axis_candidates) and the outputs each gives, the
+    single tile first."""
+    single, start, stop, span, out1 = axis
     lengths = np.empty(1 + max(0, stop - start))
     lengths[0] = single
-    lengths[1:] = _smooth_floats()[start:stop]
+    lengths[1:] = smooth[start:stop]
     outputs = lengths - (span - 1)
     outputs[0] = out1
     return lengths, outputs
 
 
 def _shortest_length(out1, span, before, size):
-    """The shortest of _axis_options's lengths without zero_wrap (no arrays: declines asks it of
-    every new shape)."""
+    """The shortest candidate length of an axis without zero_wrap (see _candidate_lengths)."""
     single = _single_length(out1, span, before, size, False)
     start, stop = _tile_range(span, single)
     return min(single, _smooth_lengths()[start]) if start < stop else single
-
-
-def _axis_lengths(geometry, zero_wrap):
-    """Stride-1 outputs and candidate (lengths, outputs per tile) of the rows and the columns."""
-    g = geometry
-    span_h = (g.kernel_height - 1) * g.dilation[0] + 1
-    span_w = (g.kernel_width - 1) * g.dilation[1] + 1
-    out1_h = (g.out_height - 1) * g.stride[0] + 1
-    out1_w = (g.out_width - 1) * g.stride[1] + 1
-    rows = _axis_options(out1_h, span_h, g.padding[0], g.height, zero_wrap)
-    cols = _axis_options(out1_w, span_w, g.padding[2], g.width, zero_wrap)
-    return out1_h, out1_w, rows, cols
 
 
 def _buffer_bytes(geometry, lh, lw, images):
@@ -223,18 +216,35 @@ def _bytes(lh, lw, images, c_in, k_out, groups, itemsize):
             lh * lw * itemsize + (images * (c_in + k_out // groups) + 2) * bins)
 
 
-@serial_function
-def _search_tiles(lengths_h, outputs_h, lengths_w, outputs_w, out1_h, out1_w, batch, c_in, k_out,
-                  groups, itemsize, fft_ns_per_point, mac_ns, threads, budget):
-    """(seconds, images per item, row option, column option, workers) of the cheapest tiling
-    that fits ``budget``; infinite seconds when none does. Images per item run through the
-    powers of two below the batch, then the batch; each on the most workers whose buffers fit;
-    ties go to fewer images per item, then to shorter tiles.
+@inline_helper
+def _pair_bytes(lh, lw, half, images, c_in, k_out, cg, kg, itemsize):
+    """(kernel spectra bytes, one worker's buffer bytes) of (lh, lw) tiles (``half`` =
+    lw // 2 + 1) holding ``images``: integers held exactly in floats, so never decreasing in
+    either length."""
+    bins = lh * half
+    spectra = k_out * cg * bins * (2 * itemsize)
+    return spectra, (lh * lw * itemsize + 2 * bins * (2 * itemsize)
+                     + images * ((c_in + kg) * bins * (2 * itemsize)))
 
-    Each pass prices every (row, column) pair from the per-axis values, a row of pairs into a
-    buffer, then scans it: most problems take one pass. Tables of the pairs' costs stored by a
-    first loop and read by the passes made the search 1.4-1.7x slower, and so did pricing and
-    comparing in one loop (/tmp/s13/t4.py)."""
+
+@serial_function
+def _search_tiles(smooth, axis_h, axis_w, batch, c_in, k_out, groups, itemsize,
+                  fft_ns_per_point, mac_ns, threads, budget):
+    """(seconds, images per item, lh, vh, lw, vw, workers) of the cheapest tiling that fits
+    ``budget`` (axes from _axis_candidates, ``smooth`` from _smooth_floats); infinite seconds
+    when none does. Images per item run through the
+    powers of two below the batch, then the batch; each on the most workers whose buffers fit
+    (those of the shortest tiles: bytes grow with the lengths); ties go to fewer images per item,
+    then to shorter tiles.
+
+    A pass prices a row of (row, column) pairs into a buffer, then scans it; tables of every
+    pair's cost stored by a first loop and read by the passes, or pricing and comparing in one
+    loop, made the search 1.4-1.7x slower (/tmp/s13/t4.py). A row whose lower bound (each cost
+    term that grows with the tile, at its least over the columns) reaches the best so far is
+    skipped: 1000x1000 image, 15x15 kernel, 74 x 74 pairs, 36 -> 15 us (/tmp/s13/cmpbase.py)."""
+    lengths_h, outputs_h = _candidate_lengths(smooth, axis_h)
+    lengths_w, outputs_w = _candidate_lengths(smooth, axis_w)
+    out1_h, out1_w = axis_h[4], axis_w[4]
     rows, cols = lengths_h.size, lengths_w.size
     cg, kg = c_in // groups, k_out // groups
     log_h = np.log2(lengths_h)
@@ -243,6 +253,11 @@ def _search_tiles(lengths_h, outputs_h, lengths_w, outputs_w, out1_h, out1_w, ba
     log_bins = np.log2(halves) + np.log2(2 * itemsize / CACHE_BYTES)
     tiles_h = np.ceil(out1_h / outputs_h)
     tiles_w = np.ceil(out1_w / outputs_w)
+    shortest_h, shortest_w = np.argmin(lengths_h), np.argmin(lengths_w)
+    column_points = np.min(tiles_w * lengths_w)
+    column_logs = np.min(tiles_w * lengths_w * log_w)
+    column_bins = np.min(tiles_w * halves)
+    column_outputs = np.min(tiles_w * outputs_w)
     seconds = np.empty(cols)
     best = (np.inf, 0.0, 0, 0, 0)
     images = 1.0
@@ -250,15 +265,27 @@ def _search_tiles(lengths_h, outputs_h, lengths_w, outputs_w, out1_h, out1_w, ba
         images = min(images, batch)
         batches = np.ceil(batch / images)
         for workers in range(threads, 0, -1):
+            spectra, item_bytes = _pair_bytes(
+                lengths_h[shortest_h], lengths_w[shortest_w], halves[shortest_w], images, c_in,
+                k_out, cg, kg, itemsize)
+            if spectra + workers * item_bytes > budget:
+                continue
             found = (np.inf, 0.0, 0, 0, 0)
             for i in range(rows):
                 lh, vh = lengths_h[i], outputs_h[i]
+                row_ns = (lh * ((c_in + k_out) * fft_ns_per_point
+                                * (log_h[i] * column_points + column_logs)
+                                + k_out * cg * mac_ns * column_bins
+                                + c_in * GATHER_NS * column_points)
+                          + k_out * SCATTER_NS * vh * column_outputs)
+                bound = batches * tiles_h[i] / workers * images * row_ns * 1e-9 * (1 - 1e-9)
+                if bound >= min(found[0], best[0]):
+                    continue
                 for j in range(cols):
+                    spectra, item_bytes = _pair_bytes(lh, lengths_w[j], halves[j], images, c_in,
+                                                      k_out, cg, kg, itemsize)
                     points = lh * lengths_w[j]
                     bins = lh * halves[j]
-                    spectra = k_out * cg * bins * (2 * itemsize)
-                    item_bytes = (points * itemsize + 2 * bins * (2 * itemsize)
-                                  + images * ((c_in + kg) * bins * (2 * itemsize)))
                     spill = 1 + SPILL_PER_DOUBLING * max(0.0, log_h[i] + log_bins[j])
                     transform = fft_ns_per_point * (log_h[i] + log_w[j]) * points * spill + CALL_NS
                     image_ns = ((c_in + k_out) * transform + k_out * cg * mac_ns * bins
@@ -276,12 +303,13 @@ def _search_tiles(lengths_h, outputs_h, lengths_w, outputs_w, out1_h, out1_w, ba
                 for j in range(cols):
                     if seconds[j] < found[0]:
                         found = (seconds[j], images, i, j, workers)
-            if found[0] < np.inf:
-                if found[0] < best[0]:
-                    best = found
-                break
+            if found[0] < best[0]:
+                best = found
+            break
         if images == batch:
-            return best
+            i, j = best[2], best[3]
+            return (best[0], best[1], lengths_h[i], outputs_h[i], lengths_w[j], outputs_w[j],
+                    best[4])
         images *= 2
 
 
@@ -294,17 +322,23 @@ def plan_tiles(geometry, threads, budget, zero_fill):
     """
     g = geometry
     itemsize, parts = _real_sizes(g)
-    out1_h, out1_w, (lh, vh), (lw, vw) = _axis_lengths(g, zero_fill and g.padding_mode == "zeros")
+    zero_wrap = zero_fill and g.padding_mode == "zeros"
+    axis_h = _axis_candidates((g.out_height - 1) * g.stride[0] + 1,
+                              (g.kernel_height - 1) * g.dilation[0] + 1, g.padding[0], g.height,
+                              zero_wrap)
+    axis_w = _axis_candidates((g.out_width - 1) * g.stride[1] + 1,
+                              (g.kernel_width - 1) * g.dilation[1] + 1, g.padding[2], g.width,
+                              zero_wrap)
     c_in, k_out = g.channels * parts, g.out_channels * parts
-    seconds, images, i, j, workers = _search_tiles(
-        lh, vh, lw, vw, float(out1_h), float(out1_w), float(g.batch), float(c_in), float(k_out),
+    seconds, images, lh, vh, lw, vw, workers = _search_tiles(
+        _smooth_floats(), axis_h, axis_w, float(g.batch), float(c_in), float(k_out),
         float(g.groups), float(itemsize), FFT_NS[itemsize], MAC_NS[itemsize], threads,
         float(budget))
     if seconds == np.inf:
         return None
-    spectra, item_bytes = _bytes(lh[i], lw[j], images, c_in, k_out, g.groups, itemsize)
-    return Tiling(lh=int(lh[i]), lw=int(lw[j]), vh=int(vh[i]), vw=int(vw[j]),
-                  images_per_item=int(images), workers=int(workers), spectra_bytes=int(spectra),
+    spectra, item_bytes = _bytes(lh, lw, images, c_in, k_out, g.groups, itemsize)
+    return Tiling(lh=int(lh), lw=int(lw), vh=int(vh), vw=int(vw), images_per_item=int(images),
+                  workers=int(workers), spectra_bytes=int(spectra),
                   workspace_bytes=int(spectra + workers * item_bytes), seconds=float(seconds))
 
 

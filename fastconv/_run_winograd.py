@@ -94,7 +94,8 @@ def plan_tiling(geometry, threads, budget):
     tile_rows = g.batch * ((g.out_height + 1) // 2)
     slots = max(1, min(threads, g.groups * tile_rows))
     room = max(budget - fixed_bytes(g), 0)
-    while slots > 1 and slots * slot_bytes(g, 1, 1) > room:
+    smallest = slot_bytes(g, 1, 1)
+    while slots > 1 and slots * smallest > room:
         slots -= 1
     wide = slot_bytes(g, -(-MIN_TILES // (tiles_w + 1)), tiles_w)
     per_slot = min(room // slots, max(BLOCK_BYTES, wide))

@@ -9,6 +9,7 @@ planner and the runners read. Every user-facing error is raised here, following 
 import numbers
 import operator
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,6 +91,7 @@ class Geometry:
 
 
 _GEOMETRY_FIELDS = tuple(f.name for f in fields(Geometry))
+_INT_TYPE = {int}
 _geometry_fields = operator.attrgetter(*_GEOMETRY_FIELDS)
 
 
@@ -135,6 +137,8 @@ def is_int(value):
 
 def int_pair(value, name, minimum):
     """An int or a pair of ints, each >= minimum, as a 2-tuple."""
+    if type(value) is int and value >= minimum:  # the common spelling, checked in one step
+        return value, value
     items = value if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or not (is_int(items[0]) and is_int(items[1])):
         _fail(TypeError, name, "an int or a pair of ints", value)
@@ -145,6 +149,8 @@ def int_pair(value, name, minimum):
 
 def parse_padding(padding, kernel_shape, stride, dilation):
     """Canonical (top, bottom, left, right) padding from any accepted spelling."""
+    if type(padding) is int and padding >= 0:
+        return (padding,) * 4
     spans = [d * (k - 1) for d, k in zip(dilation, kernel_shape, strict=True)]
     if isinstance(padding, str):
         if padding == "valid":
@@ -170,11 +176,12 @@ def parse_padding(padding, kernel_shape, stride, dilation):
 
 def _check_fits(geometry):
     g = geometry
+    if g.out_height >= 1 and g.out_width >= 1:  # the dilated kernel fits the padded input
+        return
     padded = (g.height + g.padding[0] + g.padding[1], g.width + g.padding[2] + g.padding[3])
     span = (g.dilation[0] * (g.kernel_height - 1) + 1, g.dilation[1] * (g.kernel_width - 1) + 1)
-    if span[0] > padded[0] or span[1] > padded[1]:
-        _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
-              Shown(f"dilated kernel size {span}"), "Increase `padding` or use a smaller kernel.")
+    _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
+          Shown(f"dilated kernel size {span}"), "Increase `padding` or use a smaller kernel.")
 
 
 def threads_count(threads):
@@ -404,6 +411,11 @@ def plan_dtype(dtype):
         dtype = np.dtype(dtype)
     except TypeError:
         _fail(TypeError, "dtype", "a NumPy dtype", dtype)
+    return _compute_dtype(dtype)
+
+
+@lru_cache(maxsize=64)
+def _compute_dtype(dtype):
     if dtype.kind not in "biufc":
         _fail(TypeError, "dtype", "numeric (bool, integer, float or complex)", Shown(str(dtype)))
     if dtype.kind == "c":
@@ -413,6 +425,8 @@ def plan_dtype(dtype):
 
 def shape_tuple(shape, name):
     """``shape`` as a tuple of positive ints (shapes given without arrays)."""
+    if type(shape) is tuple and set(map(type, shape)) == _INT_TYPE and min(shape) > 0:
+        return shape  # the common spelling, checked in a third of the time
     try:
         items = tuple(shape)
     except TypeError:
