@@ -540,14 +540,15 @@ def im2col_bound(geometry, threads, constants):
 
 
 def winograd_bound(geometry, threads, constants):
-    """winograd_work's fixed cost and 16 GEMM calls, plus the transforms and multiply-adds of a
-    2x2 tile per four outputs (no spare tiles, no rounding up)."""
+    """winograd_work's fixed cost and 16 GEMM calls, plus the weight transform and, for every
+    2x2 tile (one spare per row of tiles at least), its transforms and multiply-adds."""
     g = geometry
     rate = constants.winograd_f32 if g.dtype.itemsize == 4 else constants.winograd_f64
-    pixels = g.batch * g.out_height * g.out_width
+    tiles = g.batch * ((g.out_height + 1) // 2) * ((g.out_width + 1) // 2 + 1)
     cg = g.channels // g.groups
-    work = (4 * pixels * (g.out_channels * cg * rate + g.channels * constants.winograd_in)
-            + pixels * g.out_channels / 4 * constants.winograd_out)
+    work = (g.out_channels * cg * constants.winograd_weights
+            + tiles * (16 * (g.out_channels * cg * rate + g.channels * constants.winograd_in)
+                       + g.out_channels * constants.winograd_out))
     return (constants.winograd_call + 16 * constants.gemm_call
             + work * _share_floor(threads, constants))
 
