@@ -54,17 +54,19 @@ def largest_fitting(size, limit, upper):
     buffers fit. ``size`` (bytes) never decreases with n.
 
     Exact for any such ``size``, and fast for the nearly affine ones of the tilings (bytes per
-    unit, perhaps rounded up to a block): the affine guess through size(1) and size(2) is checked
-    and corrected by galloping, then bisection. Planning a new shape calls this a dozen times;
-    a plain bisection took ~2 log2(upper) evaluations each.
+    unit, perhaps rounded up to a block): unless ``upper`` fits, the affine guess through size(1)
+    and size(2) is checked and corrected by galloping, then bisection. Planning a new shape calls
+    this a dozen times; a plain bisection took ~2 log2(upper) evaluations each.
     """
+    if size(upper) <= limit:  # often everything fits
+        return upper
     first = size(1)
     if first > limit:
         return 0
     step = size(2) - first
-    guess = upper if step <= 0 else min(upper, 1 + (limit - first) // step)
+    guess = upper - 1 if step <= 0 else min(upper - 1, 1 + (limit - first) // step)
     if size(guess) <= limit:
-        low, high, stride = guess, upper, 1  # low fits; the answer is in low..high
+        low, high, stride = guess, upper - 1, 1  # low fits; the answer is in low..high
         while low < high:
             probe = min(high, low + stride)
             if size(probe) > limit:
