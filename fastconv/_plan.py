@@ -3,8 +3,10 @@
 A pure function of the geometry, the thread limit, the workspace budget and the machine constants
 (never of array values). Every registered strategy is a candidate: it either declines the
 geometry (and says why) or gets an estimate from its cost model in fastconv/_cost.py, at one
-thread and at the limit; 'auto' takes the fastest. Plans are memoised per key, so planning a
-shape seen before costs a dictionary lookup.
+thread and at the limit; 'auto' takes the fastest. 'auto' estimates the candidates in increasing
+order of a lower bound on their models and skips those whose bound exceeds the best estimate;
+a plan computes those estimates when its candidates are first read. Plans are memoised per key,
+so planning a shape seen before costs a dictionary lookup.
 """
 
 import threading
@@ -174,6 +176,12 @@ def _choose(candidates, dtype):
     return chosen, reason + skipped
 
 
+def _refusal(name, geometry):
+    """The declined Candidate of ``name`` on ``geometry``, or None when it can run it."""
+    reason = REGISTRY[name].declines(geometry)
+    return None if reason is None else Candidate(name, None, None, 1, reason)
+
+
 def _settle(geometry, threads, budget, constants):
     """(strategy, Candidate or None) for each registered strategy under 'auto': every refusal,
     and the estimates in increasing order of their lower bounds (_cost.BOUNDS) until a bound
@@ -184,10 +192,10 @@ def _settle(geometry, threads, budget, constants):
     pending = []
     integers = geometry.dtype.kind in "iu"
     for name, method in REGISTRY.items():
-        refusal = method.declines(geometry)
-        if refusal is not None:
-            settled[name] = Candidate(name, None, None, 1, refusal)
-        elif name not in MODELS or (integers and method.rounds_integers):
+        settled[name] = _refusal(name, geometry)
+        if settled[name] is not None:
+            continue
+        if name not in MODELS or (integers and method.rounds_integers):
             # Unmodelled ones are cheap, and rounding ones may be all there is for integers.
             settled[name] = _estimate(name, geometry, threads, budget, constants)
         else:
@@ -197,12 +205,11 @@ def _settle(geometry, threads, budget, constants):
     for bound, name in sorted(pending, key=lambda pair: pair[0]):
         # The margin covers rounding: a bound computed another way may exceed an equal estimate.
         if best is not None and bound > best * (1 + BOUND_MARGIN):
-            settled[name] = None
             continue
         candidate = settled[name] = _estimate(name, geometry, threads, budget, constants)
         if best is None or candidate.seconds < best:
             best = candidate.seconds
-    return tuple((name, settled[name]) for name in REGISTRY)
+    return tuple(settled.items())
 
 
 def build_plan(geometry, method, threads, budget, constants):
@@ -212,15 +219,13 @@ def build_plan(geometry, method, threads, budget, constants):
         settled = _settle(geometry, threads, budget, constants)
         chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
     else:
-        refusals = [(name, m.declines(geometry)) for name, m in REGISTRY.items()]
-        settled = tuple((name, None if refusal is None else Candidate(name, None, None, 1, refusal))
-                        for name, refusal in refusals)
-        chosen = dict(settled)[method]
-        if chosen is not None:
-            raise ValueError(f"`method` {method!r} cannot run this problem: {chosen.declined}.")
+        refused = _refusal(method, geometry)
+        if refused is not None:
+            raise ValueError(f"`method` {method!r} cannot run this problem: {refused.declined}.")
         chosen = _estimate(method, geometry, threads, budget, constants)
-        settled = tuple((name, chosen if name == method else candidate)
-                        for name, candidate in settled)
+        # The others' refusals now (they read the current workspace budget), estimates on demand.
+        settled = tuple((name, chosen if name == method else _refusal(name, geometry))
+                        for name in REGISTRY)
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
                 max_threads=threads, workspace_budget=budget, constants=constants.source,
                 requested=method != "auto", machine=constants, settled=settled)

@@ -99,6 +99,9 @@ def test_plan_lists_every_strategy_and_explains_the_choice():
 def test_forced_method_plan_and_auto_calls_use_the_planner():
     plan = _plan_of("image-64x80-k5", method="direct")
     assert plan.method == "direct" and plan.reason == "requested"
+    forced = _plan_of("layer-16ch-3x3", method="fft")
+    assert forced.candidates == _plan_of("layer-16ch-3x3").candidates  # estimated on demand
+    assert forced.threads == forced.candidate("fft").threads
     problem, _ = conv2d_problem(np.ones((64, 80)), np.ones((5, 5)), None, 1, 2, 1, 1, "zeros")
     auto = _plan_of("image-64x80-k5", threads=2)
     assert _plan.make_plan(problem.geometry, "auto", 2) == auto
