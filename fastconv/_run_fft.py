@@ -46,7 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._jit import inline_helper, serial_function
+from ._jit import serial_function
 from ._kernels.fft import add_non_finite_products, correlate_tiles, kernel_spectra
 from ._padding import index_maps
 from ._run_direct import run_direct
@@ -181,16 +181,17 @@ def _axis_candidates(out1, span, before, size, zero_wrap):
     return (single, *_tile_range(span, single), span, out1)
 
 
-@inline_helper
+@serial_function
 def _candidate_lengths(smooth, axis):
     """Candidate tile lengths along one axis (_axis_candidates) and the outputs each gives, the
     single tile first."""
     single, start, stop, span, out1 = axis
-    lengths = np.empty(1 + max(0, stop - start))
-    lengths[0] = single
-    lengths[1:] = smooth[start:stop]
-    outputs = lengths - (span - 1)
-    outputs[0] = out1
+    count = 1 + max(0, stop - start)
+    lengths, outputs = np.empty(count), np.empty(count)
+    lengths[0], outputs[0] = single, out1
+    for k in range(1, count):
+        lengths[k] = smooth[start + k - 1]
+        outputs[k] = lengths[k] - (span - 1)
     return lengths, outputs
 
 
@@ -211,7 +212,7 @@ def _buffer_bytes(geometry, lh, lw, images):
                        float(itemsize))
 
 
-@inline_helper
+@serial_function
 def _pair_bytes(lh, lw, half, images, c_in, k_out, cg, kg, itemsize):
     """(kernel spectra bytes, one worker's buffer bytes) of (lh, lw) tiles (``half`` =
     lw // 2 + 1) holding ``images``: integers held exactly in floats, so never decreasing in
@@ -248,11 +249,15 @@ def _search_tiles(smooth, axis_h, axis_w, batch, c_in, k_out, groups, itemsize,
     log_bins = np.log2(halves) + np.log2(2 * itemsize / CACHE_BYTES)
     tiles_h = np.ceil(out1_h / outputs_h)
     tiles_w = np.ceil(out1_w / outputs_w)
-    shortest_h, shortest_w = np.argmin(lengths_h), np.argmin(lengths_w)
-    column_points = np.min(tiles_w * lengths_w)
-    column_logs = np.min(tiles_w * lengths_w * log_w)
-    column_bins = np.min(tiles_w * halves)
-    column_outputs = np.min(tiles_w * outputs_w)
+    # The tiles after the single one are shorter than it, in increasing order.
+    shortest_h, shortest_w = min(1, rows - 1), min(1, cols - 1)
+    # Explicit loops: array expressions here took a second more to compile.
+    column_points = column_logs = column_bins = column_outputs = np.inf
+    for j in range(cols):
+        column_points = min(column_points, tiles_w[j] * lengths_w[j])
+        column_logs = min(column_logs, tiles_w[j] * lengths_w[j] * log_w[j])
+        column_bins = min(column_bins, tiles_w[j] * halves[j])
+        column_outputs = min(column_outputs, tiles_w[j] * outputs_w[j])
     seconds = np.empty(cols)
     best = (np.inf, 0.0, 0, 0, 0)
     images = 1.0
