@@ -61,6 +61,8 @@ def test_plan_is_a_pure_function_of_its_inputs():
         second = _plan_of(name, np.float32, threads=1)
         assert first == second and first is not second
         assert hash(first) == hash(second)
+        # Equality leaves out the estimates, which are computed on demand: they must agree too.
+        assert first.candidates == second.candidates and first.reason == second.reason
         assert {first: name}[second] == name
         assert first != _plan_of(name, np.float64, threads=1)
 
