@@ -21,8 +21,8 @@ and their outputs are not written.
 
 from numba import prange
 
-from .._blas import gemm
-from .._jit import loop_helper, parallel_kernel
+from ...core.blas import gemm
+from ...core.jit import loop_helper, parallel_kernel
 
 
 @parallel_kernel

@@ -2,22 +2,28 @@
 
 A pure function of the geometry, the thread limit, the workspace budget and the machine constants
 (never of array values). Every registered strategy is a candidate: it either declines the
-geometry (and says why) or gets an estimate from its cost model in fastconv/_cost.py, at one
-thread and at the limit; 'auto' takes the fastest. 'auto' estimates the candidates in increasing
-order of a lower bound on their models and skips those whose bound exceeds the best estimate;
-a plan computes those estimates when its candidates are first read. Plans are memoised per key,
-so planning a shape seen before costs a dictionary lookup.
+geometry (and says why) or gets an estimate from its cost model (its ``work``), at one thread and
+at the limit; 'auto' takes the fastest. 'auto' estimates the candidates in increasing order of a
+lower bound on their models and skips those whose bound exceeds the best estimate; a plan
+computes those estimates when its candidates are first read. Plans are memoised per key, so
+planning a shape seen before costs a dictionary lookup.
+
+A plan carries the work its strategy will execute (the tiling its model priced) and, for a
+strategy that leaves non-finite data to the direct strategy, the direct strategy's work: running
+a plan (execute.py) plans nothing and reads no global setting.
 """
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ._cost import BOUNDS, MODELS, MachineConstants, evaluate, machine_constants
-from ._methods import REGISTRY
-from ._validate import Geometry
-from ._workspace import get_workspace_budget
+import cachetools
+
+from ..core.costing import Work
+from ..core.geometry import Geometry
+from ..core.workspace import get_budget
+from ..strategies import REGISTRY, on_change
+from .constants import MachineConstants, evaluate, machine_constants
 
 # A strategy without a cost model runs on one thread below this many multiply-adds: waking the
 # pool (~4-30 us per launch on the reference machine, depending on the threading layer) costs more
@@ -69,12 +75,19 @@ class Plan:
     settled: tuple = field(repr=False, compare=False)
     """(strategy, Candidate or None) for each registered strategy: None where planning skipped
     the model (its lower bound exceeded the chosen estimate); ``candidates`` computes it."""
+    work: Work = field(repr=False, compare=False)
+    """What ``method`` executes on ``threads`` threads: its tiling, price and workspace (a pure
+    function of the compared fields)."""
+    fallback: Work | None = field(repr=False, compare=False)
+    """The direct strategy's work on ``threads`` threads, when ``method`` leaves data holding
+    NaN or Inf to it (``non_finite_fallback``); else None."""
 
     @cached_property
     def candidates(self):
         """One :class:`Candidate` per registered strategy, in registry order."""
         return tuple(
-            _estimate(name, self.geometry, self.max_threads, self.workspace_budget, self.machine)
+            _estimate(name, self.geometry, self.max_threads, self.workspace_budget,
+                      self.machine)[0]
             if candidate is None else candidate for name, candidate in self.settled)
 
     @cached_property
@@ -109,6 +122,9 @@ class Plan:
             lines.append(f"{mark} {c.method:<10}{seconds:>11}{workspace:>12}{c.threads:>9}")
         lines.append(f"Chosen: {self.method} on {self.threads} thread"
                      f"{'s' if self.threads > 1 else ''}: {self.reason}.")
+        if self.fallback is not None:
+            lines.append("  Rule: data holding NaN or Inf run on direct (its exact propagation of "
+                         "non-finite values).")
         lines.append(f"  (threads <= {self.max_threads}, workspace budget "
                      f"{_bytes(self.workspace_budget)}, constants: {self.constants})")
         return "\n".join(lines)
@@ -132,20 +148,21 @@ def _bytes(n):
 
 
 def _estimate(name, geometry, max_threads, budget, constants):
-    """The Candidate of a strategy that does not decline ``geometry``."""
-    model = MODELS.get(name)
-    if model is None:
-        threads = 1 if geometry.macs < SERIAL_MACS else max_threads
-        return Candidate(name, None, None, threads)
-    best = None
+    """(Candidate, Work) of a strategy that does not decline ``geometry``."""
+    strategy = REGISTRY[name]
     # One thread and the limit: a launch and the items' imbalance decide between them.
     counts = (max_threads,) if geometry.macs >= PARALLEL_MACS or max_threads == 1 else (
         1, max_threads)
+    best = None
     for threads in counts:
-        work = model(geometry, threads, budget, constants)
+        work = strategy.work(geometry, threads, budget, constants)
+        if work.terms is None:
+            threads = 1 if geometry.macs < SERIAL_MACS else max_threads
+            work = strategy.work(geometry, threads, budget, constants)
+            return Candidate(name, None, None, threads), work
         seconds = evaluate(work.terms, constants)
-        if best is None or seconds < best.seconds:
-            best = Candidate(name, seconds, int(work.workspace), threads)
+        if best is None or seconds < best[0].seconds:
+            best = Candidate(name, seconds, int(work.workspace), threads), work
     return best
 
 
@@ -176,69 +193,75 @@ def _choose(candidates, dtype):
     return chosen, reason + skipped
 
 
-def _refusal(name, geometry):
+def _refusal(name, geometry, budget):
     """The declined Candidate of ``name`` on ``geometry``, or None when it can run it."""
-    reason = REGISTRY[name].declines(geometry)
+    reason = REGISTRY[name].declines(geometry, budget)
     return None if reason is None else Candidate(name, None, None, 1, reason)
 
 
 def _settle(geometry, threads, budget, constants):
-    """(strategy, Candidate or None) for each registered strategy under 'auto': every refusal,
-    and the estimates in increasing order of their lower bounds (_cost.BOUNDS) until a bound
-    exceeds the best estimate so far. The skipped ones (None) cannot be chosen: their
-    estimates would exceed that one. On the regret benchmark's new shapes this leaves one or two
-    models of four to compute, about half of planning a new shape."""
+    """(strategy, Candidate or None) for each registered strategy under 'auto', and the Work of
+    each estimated one: every refusal, and the estimates in increasing order of the strategies'
+    lower bounds until a bound exceeds the best estimate so far. The skipped ones (None) cannot
+    be chosen: their estimates would exceed that one. On the regret benchmark's new shapes this
+    leaves one or two models of four to compute, about half of planning a new shape."""
     settled = {}
+    works = {}
     pending = []
     integers = geometry.dtype.kind in "iu"
-    for name, method in REGISTRY.items():
-        settled[name] = _refusal(name, geometry)
+    for name, strategy in REGISTRY.items():
+        settled[name] = _refusal(name, geometry, budget)
         if settled[name] is not None:
             continue
-        if name not in MODELS or (integers and method.rounds_integers):
-            # Unmodelled ones are cheap, and rounding ones may be all there is for integers.
-            settled[name] = _estimate(name, geometry, threads, budget, constants)
-        else:
-            bound = BOUNDS.get(name)
-            pending.append((0.0 if bound is None else bound(geometry, threads, constants), name))
+        if integers and strategy.rounds_integers:
+            # Rounding ones may be all there is for integers: always estimated.
+            settled[name], works[name] = _estimate(name, geometry, threads, budget, constants)
+            continue
+        bound = strategy.bound(geometry, threads, constants)
+        pending.append((0.0 if bound is None else bound, name))
     best = None
     for bound, name in sorted(pending, key=lambda pair: pair[0]):
         # The margin covers rounding: a bound computed another way may exceed an equal estimate.
         if best is not None and bound > best * (1 + BOUND_MARGIN):
             continue
-        candidate = settled[name] = _estimate(name, geometry, threads, budget, constants)
-        if best is None or candidate.seconds < best:
+        candidate, works[name] = _estimate(name, geometry, threads, budget, constants)
+        settled[name] = candidate
+        if candidate.seconds is not None and (best is None or candidate.seconds < best):
             best = candidate.seconds
-    return tuple(settled.items())
+    return tuple(settled.items()), works
 
 
 def build_plan(geometry, method, threads, budget, constants):
     """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads: a pure function of its arguments."""
     if method == "auto":
-        settled = _settle(geometry, threads, budget, constants)
+        settled, works = _settle(geometry, threads, budget, constants)
         chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
+        work = works[chosen.method]
     else:
-        refused = _refusal(method, geometry)
+        refused = _refusal(method, geometry, budget)
         if refused is not None:
             raise ValueError(f"`method` {method!r} cannot run this problem: {refused.declined}.")
-        chosen = _estimate(method, geometry, threads, budget, constants)
-        # The others' refusals now (they read the current workspace budget), estimates on demand.
-        settled = tuple((name, chosen if name == method else _refusal(name, geometry))
+        chosen, work = _estimate(method, geometry, threads, budget, constants)
+        # The others' refusals now, estimates on demand.
+        settled = tuple((name, chosen if name == method else _refusal(name, geometry, budget))
                         for name in REGISTRY)
+    fallback = None
+    if REGISTRY[chosen.method].non_finite_fallback:
+        fallback = REGISTRY["direct"].work(geometry, chosen.threads, budget, constants)
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
                 max_threads=threads, workspace_budget=budget, constants=constants.source,
-                requested=method != "auto", machine=constants, settled=settled)
+                requested=method != "auto", machine=constants, settled=settled, work=work,
+                fallback=fallback)
 
 
 class _PlanCache:
     """A bounded, thread-safe map from plan keys to plans (least recently used dropped first),
-    emptied when the machine constants change."""
+    emptied when the machine constants or the registry change."""
 
     def __init__(self, size):
-        self.size = size
         self.lock = threading.Lock()
-        self.plans = OrderedDict()
+        self.plans = cachetools.LRUCache(maxsize=size)
         self.constants = None
 
     def get(self, key, constants):
@@ -247,18 +270,12 @@ class _PlanCache:
                 self.plans.clear()
                 self.constants = constants
                 return None
-            plan = self.plans.get(key)
-            if plan is not None:
-                self.plans.move_to_end(key)
-            return plan
+            return self.plans.get(key)
 
     def put(self, key, plan, constants):
         with self.lock:
-            if constants is not self.constants:
-                return
-            self.plans[key] = plan
-            if len(self.plans) > self.size:
-                self.plans.popitem(last=False)
+            if constants is self.constants:
+                self.plans[key] = plan
 
     def clear(self):
         with self.lock:
@@ -271,7 +288,7 @@ _cache = _PlanCache(CACHE_SIZE)
 def make_plan(geometry, method, threads):
     """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads, under the current workspace budget and machine constants (memoised)."""
-    budget = get_workspace_budget()
+    budget = get_budget()
     constants = machine_constants()
     key = (geometry, method, threads, budget)
     plan = _cache.get(key, constants)
@@ -285,7 +302,7 @@ def memoised(arguments, compute):
     """The plan of a :func:`fastconv.plan` call from its raw ``arguments`` (a hashable key, e.g.
     their repr plus the thread count), validating and planning with ``compute()`` only the first
     time: validating shapes and options costs more than the 20 us a cached plan may take."""
-    budget = get_workspace_budget()
+    budget = get_budget()
     constants = machine_constants()
     key = (arguments, budget)
     plan = _cache.get(key, constants)
@@ -293,3 +310,11 @@ def memoised(arguments, compute):
         plan = compute()
         _cache.put(key, plan, constants)
     return plan
+
+
+def clear_cache():
+    """Forget every memoised plan."""
+    _cache.clear()
+
+
+on_change(clear_cache)

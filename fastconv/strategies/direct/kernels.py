@@ -18,7 +18,7 @@ own row loop with the nine weights and column offsets fixed at compile time.
 import numpy as np
 from numba import prange
 
-from .._jit import inline_helper, parallel_kernel
+from ...core.jit import inline_helper, parallel_kernel
 
 # Output columns per pass: the output chunk and the input segments of every tap stay in L1
 # across all passes over the taps.

@@ -1,40 +1,14 @@
-"""The one place that calls ``numba.njit`` and reads ``FASTCONV_*`` environment settings.
-
-Settings
---------
-FASTCONV_NO_CACHE=1
-    Do not read or write Numba's on-disk cache (for read-only installs or when debugging).
-FASTCONV_WORKSPACE_BYTES=N
-    Default workspace budget in bytes (see :func:`fastconv.set_workspace_budget`).
-FASTCONV_CACHE_DIR=PATH
-    Directory of the calibrated machine constants and persisted measurements.
-FASTCONV_PERSIST=1
-    ``method="measure"`` stores its winners in that cache file unless the call says otherwise.
-
-The last two are read at each use (so a process, or a test, can change them at run time).
-"""
-
-import os
+"""The JIT factory: the one place that calls ``numba.njit``. Every kernel and helper is compiled
+through it, with the options every fastconv function shares (see fastconv/core/settings.py for
+the ``FASTCONV_*`` switches it reads)."""
 
 import numba
+
+from .settings import NUMBA_CACHE_ENABLED
 
 # 'contract' gives FMAs, 'reassoc'/'nsz'/'arcp' let reductions vectorise. Never fastmath=True:
 # its nnan/ninf flags would change how NaN and Inf propagate.
 FASTMATH_FLAGS = frozenset({"contract", "reassoc", "nsz", "arcp"})
-
-CACHE_ENABLED = os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
-
-DEFAULT_WORKSPACE_BYTES = int(os.environ.get("FASTCONV_WORKSPACE_BYTES", 64 * 2**20))
-
-
-def cache_dir_setting():
-    """``FASTCONV_CACHE_DIR``, or None when unset or empty."""
-    return os.environ.get("FASTCONV_CACHE_DIR") or None
-
-
-def persist_setting():
-    """Whether ``FASTCONV_PERSIST`` asks ``method="measure"`` to store its winners."""
-    return os.environ.get("FASTCONV_PERSIST", "") not in ("", "0")
 
 
 def _compile(func, fastmath=True, **options):
@@ -42,8 +16,8 @@ def _compile(func, fastmath=True, **options):
     error model, no bounds checks, and (``fastmath``) the fast-math flags above."""
     if fastmath:
         options["fastmath"] = set(FASTMATH_FLAGS)
-    return numba.njit(cache=CACHE_ENABLED, nogil=True, error_model="numpy", boundscheck=False,
-                      **options)(func)
+    return numba.njit(cache=NUMBA_CACHE_ENABLED, nogil=True, error_model="numpy",
+                      boundscheck=False, **options)(func)
 
 
 def parallel_kernel(func):

@@ -1,22 +1,21 @@
 """Runner of the Winograd strategy: which layers it takes, the tile blocks within the workspace
-budget, the weight transform, the kernel, and the exact fallback for non-finite data."""
+budget, the weight transform and the kernel; data holding NaN or Inf are left to the plan's
+fallback."""
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels.winograd import correlate_winograd, transform_weights
-from ._padding import index_maps
-from ._run_direct import run_direct
-from ._threads import blas_threads
-from ._workspace import get_workspace_budget, largest_fitting
+from ...core.costing import ITEMS_PER_THREAD, index_map_bytes
+from ...core.padding import index_maps
+from ...core.threads import blas_threads
+from ...core.workspace import largest_fitting
+from .kernels import correlate_winograd, transform_weights
 
 # Bytes of V and M buffers per thread. 64->64 3x3 on 56x56 fp32, one thread: the 16 GEMMs on
 # blocks of 448 tiles (3.5 MiB) ran 3x faster than on all 6272 tiles of the batch at once.
 BLOCK_BYTES = 4 * 2**20
-# Aim for at least this many work items per thread so static scheduling balances, while the
-# GEMMs keep at least MIN_TILES columns (BLAS packs the weights on every call).
-ITEMS_PER_THREAD = 4
+# Work items keep at least MIN_TILES GEMM columns (BLAS packs the weights on every call).
 MIN_TILES = 256
 
 
@@ -62,12 +61,10 @@ def slot_bytes(geometry, rows, cols):
 def fixed_bytes(geometry):
     """Workspace besides the per-thread buffers: the transformed weights and the index maps."""
     g = geometry
-    weights = 16 * g.out_channels * (g.channels // g.groups) * g.dtype.itemsize
-    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
-    return weights + maps
+    return 16 * g.out_channels * (g.channels // g.groups) * g.dtype.itemsize + index_map_bytes(g)
 
 
-def declines(geometry):
+def declines(geometry, budget):
     """Winograd F(2x2, 3x3) computes 3x3 stride-1 undilated layers of float data, with its
     transformed weights within the workspace budget."""
     g = geometry
@@ -77,7 +74,6 @@ def declines(geometry):
         return "complex data: Winograd runs on float32 and float64 only; use 'direct' or 'im2col'"
     if (g.kernel_height, g.kernel_width, g.stride, g.dilation) != (3, 3, (1, 1), (1, 1)):
         return "it computes only 3x3 kernels with stride 1 and dilation 1"
-    budget = get_workspace_budget()
     if fixed_bytes(g) + slot_bytes(g, 1, 1) > budget:
         return (f"its transformed weights and buffers do not fit the workspace budget of "
                 f"{budget / 2**20:.1f} MiB; raise it with fastconv.set_workspace_budget")
@@ -115,15 +111,15 @@ def plan_tiling(geometry, threads, budget):
     return Tiling(-(-tile_rows // items), tiles_w, slots)
 
 
-def run_winograd(problem, threads):
-    """Correlate ``problem`` (a 3x3 stride-1 layer) with Winograd F(2x2, 3x3) on ``threads``
-    Numba threads (already set), each calling a single-threaded BLAS. Non-finite inputs,
-    weights or fill value are recomputed by the direct strategy: the transforms would turn an
-    infinity into NaN in outputs where the direct sum has the infinity."""
+def run_winograd(problem, tiling, threads):
+    """Correlate ``problem`` (a 3x3 stride-1 layer) with Winograd F(2x2, 3x3) and ``tiling``
+    (:func:`plan_tiling`) on ``threads`` Numba threads (already set), each calling a
+    single-threaded BLAS. None when the inputs, weights or fill value hold NaN or Inf: the
+    transforms would turn an infinity into NaN in outputs where the direct sum has the
+    infinity."""
     g = problem.geometry
     if not (np.isfinite(problem.w).all() and np.isfinite(problem.fill).all()):
-        return run_direct(problem, threads)
-    tiling = plan_tiling(g, threads, get_workspace_budget())
+        return None
     cg, kg = g.channels // g.groups, g.out_channels // g.groups
     weight_scratch, rows_buf, parts, scratch, v_shape, m_shape = tiling.buffer_shapes(g)
     u = np.empty((g.groups, 16, kg, cg), g.dtype)
@@ -140,6 +136,6 @@ def run_winograd(problem, threads):
             np.array([ord("N")], np.uint8), checks, out,
         )
     if not np.isfinite(checks).all():
-        return run_direct(problem, threads)
+        return None
     return out
 

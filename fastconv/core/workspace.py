@@ -2,51 +2,30 @@
 its buffers (im2col columns, FFT spectra, ...). One number shared by every strategy."""
 
 import math
-import numbers
-from contextlib import contextmanager
+import threading
 
 import numpy as np
 
-from ._jit import DEFAULT_WORKSPACE_BYTES
+from .settings import DEFAULT_WORKSPACE_BYTES
 
 CACHE_LINE = 64
 
 _budget = DEFAULT_WORKSPACE_BYTES
+_lock = threading.Lock()
 
 
-def get_workspace_budget():
-    """The current workspace budget in bytes (default 64 MiB, or ``FASTCONV_WORKSPACE_BYTES``)."""
+def get_budget():
+    """The current workspace budget in bytes: what plans made from now on are made for."""
     return _budget
 
 
-def set_workspace_budget(nbytes):
-    """Set the workspace budget in bytes for all later calls; returns the previous value.
-
-    Examples
-    --------
-    >>> import fastconv
-    >>> previous = fastconv.set_workspace_budget(256 * 2**20)
-    >>> fastconv.get_workspace_budget() == 256 * 2**20
-    True
-    >>> _ = fastconv.set_workspace_budget(previous)
-    """
+def set_budget(nbytes):
+    """Set the workspace budget (a validated int) for plans made from now on; returns the
+    previous value."""
     global _budget
-    if not isinstance(nbytes, numbers.Integral) or isinstance(nbytes, bool):
-        raise TypeError(f"`nbytes` must be an int number of bytes; got {nbytes!r}.")
-    if nbytes < 2**16:
-        raise ValueError(f"`nbytes` must be at least 65536 (64 KiB); got {nbytes!r}.")
-    previous, _budget = _budget, int(nbytes)
+    with _lock:
+        previous, _budget = _budget, nbytes
     return previous
-
-
-@contextmanager
-def workspace_budget(nbytes):
-    """Use ``nbytes`` as the workspace budget inside a ``with`` block."""
-    previous = set_workspace_budget(nbytes)
-    try:
-        yield
-    finally:
-        set_workspace_budget(previous)
 
 
 def largest_fitting(size, limit, upper):
@@ -95,8 +74,8 @@ def aligned_empty(shape, dtype):
 
     NumPy aligns large arrays to 16 bytes only: a 64-byte vector load or store of gemm's
     micro-kernel (weight panels, output tiles) then splits two cache lines. Implicit GEMM alone,
-    fp32, 2 threads (`/tmp/s12/align.py`), aligned vs 16 or 32 bytes off: 256->256 14x14 5.6
-    vs 6.2 ms, 512->512 7x7 7.1 vs 7.8 ms, 64->64 56x56 5.5 vs 5.9-6.0 ms.
+    fp32, 2 threads, aligned vs 16 or 32 bytes off: 256->256 14x14 5.6 vs 6.2 ms, 512->512 7x7
+    7.1 vs 7.8 ms, 64->64 56x56 5.5 vs 5.9-6.0 ms.
     """
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize

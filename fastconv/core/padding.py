@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._validate import NUMPY_PAD_MODES
+from .geometry import NUMPY_PAD_MODES
 
 
 @lru_cache(maxsize=512)

@@ -1,16 +1,16 @@
-"""Runner of the direct strategy: index maps, block size, then the kernel."""
+"""Runner of the direct strategy: its tiling (output rows per parallel item), index maps, then
+the kernel."""
 
 import numpy as np
 
-from ._kernels.direct import correlate_direct, first_pass_taps, presets_strips, runs_unit_rows
-from ._padding import index_maps
-from ._validate import NUMPY_PAD_MODES
+from ...core.costing import ITEMS_PER_THREAD
+from ...core.geometry import NUMPY_PAD_MODES
+from ...core.padding import index_maps
+from .kernels import correlate_direct, first_pass_taps, presets_strips, runs_unit_rows
 
 # A worker's strip (its block of padded input rows) is kept within this many bytes so it stays in
 # L2 while every output channel of the group reads it (2 MiB L2 per core on the reference machine).
 STRIP_BYTES = 512 * 2**10
-# Aim for this many parallel items per thread so static scheduling balances.
-ITEMS_PER_THREAD = 4
 
 
 def block_rows(geometry, threads):
@@ -27,15 +27,16 @@ def block_rows(geometry, threads):
     return max(1, min(fit, split, g.out_height))
 
 
-def run_direct(problem, threads):
-    """Correlate ``problem`` with the direct kernel on ``threads`` threads (already set)."""
+def run_direct(problem, block, threads):
+    """Correlate ``problem`` with the direct kernel, ``block`` output rows per parallel item
+    (:func:`block_rows`), on ``threads`` threads (already set)."""
     g = problem.geometry
     rows, cols = index_maps(g)
     out = np.empty(g.out_shape, g.dtype)
     correlate_direct(
         problem.x, problem.w, problem.bias, rows, cols, g.padding[2], problem.fill,
         g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.groups,
-        block_rows(g, threads), first_pass_taps(problem.w[0].size),
+        block, first_pass_taps(problem.w[0].size),
         presets_strips(NUMPY_PAD_MODES[g.padding_mode] == "constant" and any(g.padding),
                        cols.shape[0], g.stride[1]),
         runs_unit_rows(problem.w[0].size, g.stride[1], g.dilation[1], g.out_width),

@@ -1,24 +1,26 @@
-"""Runner of the im2col strategy: choose between the micro-kernel of gemm.py (the implicit GEMM
-of stride-1 float layers, and pointwise float layers, where each measured faster) and BLAS (on
-an unfold, im2col or kernel-row bands, or on the input of a pointwise layer), size the tiles
-within the workspace budget, limit BLAS to one thread per Numba thread, call the kernel."""
+"""Runner of the im2col strategy: its tiling (:func:`plan_tiling`) chooses between the
+micro-kernel of gemm.py (the implicit GEMM of stride-1 float layers, and pointwise float layers,
+where each measured faster) and BLAS (on an unfold, im2col or kernel-row bands, or on the input
+of a pointwise layer) and sizes the tiles within the workspace budget; the runner limits BLAS to
+one thread per Numba thread and calls the kernel of that path."""
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import gemm
-from ._kernels.im2col import (
+from ...core.costing import ITEMS_PER_THREAD, index_map_bytes
+from ...core.padding import index_maps
+from ...core.threads import blas_threads
+from ...core.workspace import aligned_empty, largest_fitting
+from . import gemm
+from .kernels import (
     correlate_implicit,
     correlate_pointwise,
     correlate_pointwise_implicit,
     correlate_unfolded,
     pack_panels,
 )
-from ._padding import index_maps
-from ._threads import blas_threads
-from ._workspace import aligned_empty, get_workspace_budget, largest_fitting
 
 # SciPy's BLAS is LP64: sizes and leading dimensions are 32-bit ints.
 BLAS_INT_MAX = 2**31 - 1
@@ -27,8 +29,6 @@ BLAS_INT_MAX = 2**31 - 1
 # torch: 128 KiB 0.51x, 256 KiB 0.72x, 512 KiB 0.71x, 1 MiB 0.67x; the ResNet stem: 256 and
 # 512 KiB 0.74x, 1 MiB 0.58x.
 TILE_BYTES = 512 * 2**10
-# Aim for at least this many work items per thread so static scheduling balances.
-ITEMS_PER_THREAD = 4
 # Input channels per pointwise GEMM: BLAS packs its operand from this many strided input rows at
 # once; more of them defeat the hardware prefetcher (measured 96 GF with 32, 60 GF with 256).
 POINTWISE_CHUNK = 32
@@ -65,7 +65,7 @@ POINTWISE_TILE = 192
 POINTWISE_IMPLICIT_PIXELS = 28 * 28
 
 
-def declines(geometry):
+def declines(geometry, budget):
     """Integers have no BLAS GEMM (exact wrap-around integer products are needed), and BLAS
     sizes are 32-bit."""
     g = geometry
@@ -204,9 +204,8 @@ def _split_work(geometry, units, unit_pixels, fit, cached, threads):
 def fixed_bytes(geometry, band):
     """Workspace besides the column buffers: index maps and the re-laid-out weights."""
     g = geometry
-    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
     weights = g.out_channels * (g.channels // g.groups) * g.kernel_height * g.kernel_width
-    return maps + (weights * g.dtype.itemsize if band < g.kernel_height else 0)
+    return index_map_bytes(g) + (weights * g.dtype.itemsize if band < g.kernel_height else 0)
 
 
 def band_weights(w, band):
@@ -218,44 +217,72 @@ def band_weights(w, band):
     return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, k_total, cg * kw)
 
 
-def run_im2col(problem, threads):
-    """Correlate ``problem`` on ``threads`` Numba threads (already set): with the micro-kernel
-    where pointwise_implicit_tiling or implicit_tiling allows it, else with BLAS GEMMs, every
-    thread calling a single-threaded BLAS, so the call never runs more than ``threads``
-    threads."""
-    g = problem.geometry
-    if is_pointwise(g):
-        tiling = pointwise_implicit_tiling(g, threads, get_workspace_budget())
-        if tiling is not None:
-            return _run_pointwise_implicit(problem, tiling)
-    else:
-        tiling = implicit_tiling(g, threads, get_workspace_budget())
-        if tiling is not None:
-            return _run_implicit(problem, tiling)
-    out = np.empty(g.out_shape, g.dtype)
-    trans = np.array([ord("N")], np.uint8)
-    with blas_threads(1):
-        if is_pointwise(g):
-            _run_pointwise(problem, threads, trans, out)
-        else:
-            _run_unfolded(problem, threads, trans, out)
-    return out
+@dataclass(frozen=True)
+class BlasPointwiseTiling:
+    """How BLAS runs a pointwise layer on its input: items of (image, group, ``tile`` pixels,
+    ``k_block`` output channels), each a GEMM per ``chunk`` input channels."""
+
+    chunk: int
+    tile: int
+    k_block: int
+    slots: int
 
 
-def _run_pointwise(problem, threads, trans, out):
-    g = problem.geometry
+def blas_pointwise_tiling(geometry, threads):
+    """The tiles of a pointwise layer run by BLAS: a GEMM's input block (chunk x tile) and output
+    block (Kg x tile) stay cache-resident."""
+    g = geometry
     pixels = g.height * g.width
     cg = g.channels // g.groups
-    # A GEMM's input block (chunk x tile) and the output block (Kg x tile) stay cache-resident.
     chunk = min(cg, POINTWISE_CHUNK)
     cached = TILE_BYTES // ((chunk + g.out_channels // g.groups) * g.dtype.itemsize)
     tile, k_block = _split_work(g, pixels, 1, pixels, max(1, cached), threads)
     k_blocks = -(-(g.out_channels // g.groups) // k_block)
     slots = min(threads, g.batch * g.groups * -(-pixels // tile) * k_blocks)
+    return BlasPointwiseTiling(chunk, tile, k_block, slots)
+
+
+def plan_tiling(geometry, threads, budget):
+    """The path and tiles that run ``geometry`` on ``threads`` threads within ``budget``: the
+    micro-kernel where pointwise_implicit_tiling or implicit_tiling allows it, else BLAS on the
+    input of a pointwise layer or on an unfold."""
+    g = geometry
+    if is_pointwise(g):
+        tiling = pointwise_implicit_tiling(g, threads, budget)
+        return tiling if tiling is not None else blas_pointwise_tiling(g, threads)
+    tiling = implicit_tiling(g, threads, budget)
+    if tiling is not None:
+        return tiling
+    return unfolded_tiling(g, threads, budget, unfold_band(g, budget))
+
+
+def run_im2col(problem, tiling, threads):
+    """Correlate ``problem`` with ``tiling`` (:func:`plan_tiling`) on ``threads`` Numba threads
+    (already set). BLAS paths have every thread call a single-threaded BLAS, so the call never
+    runs more than ``threads`` threads."""
+    if isinstance(tiling, PointwiseTiling):
+        return _run_pointwise_implicit(problem, tiling)
+    if isinstance(tiling, ImplicitTiling):
+        return _run_implicit(problem, tiling)
+    out = np.empty(problem.geometry.out_shape, problem.geometry.dtype)
+    trans = np.array([ord("N")], np.uint8)
+    with blas_threads(1):
+        if isinstance(tiling, BlasPointwiseTiling):
+            _run_pointwise(problem, tiling, trans, out)
+        else:
+            _run_unfolded(problem, tiling, trans, out)
+    return out
+
+
+def _run_pointwise(problem, tiling, trans, out):
+    g = problem.geometry
+    pixels = g.height * g.width
+    cg = g.channels // g.groups
     correlate_pointwise(
         problem.x.reshape(g.batch, g.channels, pixels), problem.w.reshape(g.out_channels, cg),
-        problem.bias, g.groups, chunk, tile, k_block, np.empty((slots, 6), np.int32),
-        np.empty((slots, 2), g.dtype), trans, out.reshape(g.batch, g.out_channels, pixels),
+        problem.bias, g.groups, tiling.chunk, tiling.tile, tiling.k_block,
+        np.empty((tiling.slots, 6), np.int32), np.empty((tiling.slots, 2), g.dtype), trans,
+        out.reshape(g.batch, g.out_channels, pixels),
     )
 
 
@@ -305,8 +332,8 @@ def implicit_fixed_bytes(geometry):
     panel = gemm.panel_width(g.dtype.itemsize)
     kg = g.out_channels // g.groups
     depth = g.channels // g.groups * g.kernel_height * g.kernel_width
-    maps = (g.height + sum(g.padding[:2]) + g.width + sum(g.padding[2:])) * 8
-    return maps + depth * (g.groups * -(-kg // panel) * panel * g.dtype.itemsize + 8)
+    return index_map_bytes(g) + depth * (g.groups * -(-kg // panel) * panel * g.dtype.itemsize
+                                         + 8)
 
 
 def implicit_pays(geometry):
@@ -518,11 +545,9 @@ def _run_implicit(problem, tiling):
     return out
 
 
-def _run_unfolded(problem, threads, trans, out):
+def _run_unfolded(problem, tiling, trans, out):
     g = problem.geometry
-    budget = get_workspace_budget()
-    band = unfold_band(g, budget)
-    tiling = unfolded_tiling(g, threads, budget, band)
+    band = tiling.band
     rows, cols = index_maps(g)
     correlate_unfolded(
         problem.x, band_weights(problem.w, band), problem.bias, rows, cols, g.padding[0],

@@ -6,15 +6,16 @@ Tiling
     tile shape and the number of images per parallel item with a cost model (transform, channel
     sum, copy and memory-traffic terms measured on the reference machine) under the workspace
     budget: the kernel spectra plus every worker's buffers never exceed
-    ``fastconv.get_workspace_budget()``, whatever the image size. With zero padding, a single
+    the plan's workspace budget, whatever the image size. With zero padding, a single
     tile may be shorter than the padded input: its circular wrap then only reads zero padding.
 
 Kernel-spectrum cache
     The spectra of the weights are kept in a process-wide LRU keyed by a BLAKE2b digest of the
     weight bytes, their shape and dtype, the dilation, the tile shape and the transform precision,
     so the same weights applied to many inputs are transformed once. It holds at most
-    ``SPECTRUM_CACHE_ENTRIES`` entries and at most the workspace budget in bytes, is thread-safe,
-    and ``clear_spectrum_cache()`` empties it. Changing the weights in place changes the digest.
+    ``SPECTRUM_CACHE_ENTRIES`` entries and at most the plan's workspace budget in bytes, is
+    thread-safe, and ``clear_spectrum_cache()`` empties it. Changing the weights in place changes
+    the digest.
 
 Numerics
     float32 data is transformed in complex64 and float64 in complex128. The error is normwise:
@@ -32,26 +33,24 @@ Numerics
 Non-finite values
     The kernel replaces non-finite samples by zero and counts them; when there are any (or the
     weights hold any), the products with a non-finite factor are added back to the outputs whose
-    window holds them, which gives exactly the direct method's NaN and Inf results. Complex
-    problems, and problems where that patch would cost more than a quarter of the direct sum, are
-    recomputed with the direct strategy instead.
+    window holds them, which gives exactly the direct method's NaN and Inf results. For complex
+    problems, and problems where that patch would cost more than a quarter of the direct sum, the
+    runner returns None and the plan's fallback (the direct strategy) computes the call.
 """
 
 import hashlib
 import threading
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cachetools
 import numpy as np
 
-from ._jit import serial_function
-from ._kernels.fft import add_non_finite_products, correlate_tiles, kernel_spectra
-from ._padding import index_maps
-from ._run_direct import run_direct
-from ._threads import numba_threads
-from ._workspace import get_workspace_budget
+from ...core.jit import serial_function
+from ...core.padding import index_maps
+from ...core.threads import numba_threads
+from .kernels import add_non_finite_products, correlate_tiles, kernel_spectra
 
 SPECTRUM_CACHE_ENTRIES = 16
 # Longest float32 channel sum (input channels per group, times 2 for complex data) computed in
@@ -139,9 +138,11 @@ class Tiling:
     spectra_bytes: int
     workspace_bytes: int
     seconds: float
+    budget: int
+    """The workspace budget it was made for: the kernel-spectrum cache holds at most this."""
 
 
-def _real_sizes(geometry):
+def real_sizes(geometry):
     """(real itemsize, parts): the transform precision and 2 for complex problems."""
     dtype = geometry.dtype
     parts = 2 if dtype.kind == "c" else 1
@@ -205,7 +206,7 @@ def _shortest_length(out1, span, before, size):
 def _buffer_bytes(geometry, lh, lw, images):
     """(kernel spectra bytes, one worker's buffer bytes) of (lh, lw) tiles holding ``images``."""
     g = geometry
-    itemsize, parts = _real_sizes(g)
+    itemsize, parts = real_sizes(g)
     c_in, k_out = g.channels * parts, g.out_channels * parts
     return _pair_bytes(float(lh), float(lw), float(lw // 2 + 1), float(images), float(c_in),
                        float(k_out), float(c_in // g.groups), float(k_out // g.groups),
@@ -234,10 +235,9 @@ def _search_tiles(smooth, axis_h, axis_w, batch, c_in, k_out, groups, itemsize,
 
     A pass prices a row of (row, column) pairs into a buffer, then scans it; tables of every
     pair's cost stored by a first loop and read by the passes, or pricing and comparing in one
-    loop, made the search 1.4-1.7x slower (/tmp/s13/t4.py). A row whose lower bound (each cost
-    term that grows with the tile, at its least over the columns) reaches the best so far is
-    skipped. 1000x1000 image, 15x15 kernel, 74 x 74 pairs: 21.5 -> 9.8 us with both changes
-    (/tmp/s13/cmpbase.py)."""
+    loop, made the search 1.4-1.7x slower. A row whose lower bound (each cost term that grows
+    with the tile, at its least over the columns) reaches the best so far is skipped. 1000x1000
+    image, 15x15 kernel, 74 x 74 pairs: 21.5 -> 9.8 us with both changes."""
     lengths_h, outputs_h = _candidate_lengths(smooth, axis_h)
     lengths_w, outputs_w = _candidate_lengths(smooth, axis_w)
     out1_h, out1_w = axis_h[4], axis_w[4]
@@ -314,15 +314,15 @@ def _search_tiles(smooth, axis_h, axis_w, batch, c_in, k_out, groups, itemsize,
 
 
 @lru_cache(maxsize=256)
-def plan_tiles(geometry, threads, budget, zero_fill):
+def plan_tiles(geometry, threads, budget):
     """The cheapest tiling of ``geometry`` whose workspace fits ``budget``, or None.
 
-    A pure function of shapes, options, thread count and budget (``zero_fill``: the constant
-    padding is zero, so the single-tile circular wrap may read it).
+    A pure function of shapes, options, thread count and budget. With zero padding (not the
+    drop-ins' non-zero fill, padding mode "constant") the single tile's circular wrap may read it.
     """
     g = geometry
-    itemsize, parts = _real_sizes(g)
-    zero_wrap = zero_fill and g.padding_mode == "zeros"
+    itemsize, parts = real_sizes(g)
+    zero_wrap = g.padding_mode == "zeros"
     axis_h = _axis_candidates((g.out_height - 1) * g.stride[0] + 1,
                               (g.kernel_height - 1) * g.dilation[0] + 1, g.padding[0], g.height,
                               zero_wrap)
@@ -339,14 +339,14 @@ def plan_tiles(geometry, threads, budget, zero_fill):
     spectra, item_bytes = _buffer_bytes(g, lh, lw, images)
     return Tiling(lh=int(lh), lw=int(lw), vh=int(vh), vw=int(vw), images_per_item=int(images),
                   workers=int(workers), spectra_bytes=int(spectra),
-                  workspace_bytes=int(spectra + workers * item_bytes), seconds=float(seconds))
+                  workspace_bytes=int(spectra + workers * item_bytes), seconds=float(seconds),
+                  budget=budget)
 
 
-def declines(geometry):
+def declines(geometry, budget):
     """Why the FFT strategy cannot run ``geometry``: its smallest workspace (one worker, one
     image, the shortest tiles: the bytes grow with each) exceeds the budget."""
     g = geometry
-    budget = get_workspace_budget()
     lh = _shortest_length((g.out_height - 1) * g.stride[0] + 1,
                           (g.kernel_height - 1) * g.dilation[0] + 1, g.padding[0], g.height)
     lw = _shortest_length((g.out_width - 1) * g.stride[1] + 1,
@@ -359,42 +359,51 @@ def declines(geometry):
 
 
 class _SpectrumCache:
-    """A thread-safe LRU of kernel spectra, bounded in entries and bytes."""
+    """Kernel spectra by key, least recently used dropped first: at most SPECTRUM_CACHE_ENTRIES
+    entries and at most the calling plan's workspace budget in bytes (emptied when a plan with
+    another budget uses it). Thread-safe."""
 
     def __init__(self, max_entries):
-        self._entries = OrderedDict()
         self._lock = threading.Lock()
         self._max_entries = max_entries
-        self._nbytes = 0
+        self._entries = cachetools.LRUCache(maxsize=0, getsizeof=_entry_bytes)
 
     def get(self, key, compute, capacity):
         with self._lock:
             spectra = self._entries.get(key)
-            if spectra is not None:
-                self._entries.move_to_end(key)
-                return spectra
+        if spectra is not None:
+            return spectra
         spectra = compute()
         if spectra.nbytes > capacity:
             return spectra
         with self._lock:
-            if key not in self._entries:
-                self._entries[key] = spectra
-                self._nbytes += spectra.nbytes
-            while self._nbytes > capacity or len(self._entries) > self._max_entries:
-                _, evicted = self._entries.popitem(last=False)
-                self._nbytes -= evicted.nbytes
+            if self._entries.maxsize != capacity:
+                self._entries = cachetools.LRUCache(maxsize=capacity, getsizeof=_entry_bytes)
+            self._entries[key] = spectra
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem()
         return spectra
 
     def clear(self):
         with self._lock:
             self._entries.clear()
-            self._nbytes = 0
 
-    def __len__(self):
-        return len(self._entries)
+    def usage(self):
+        """(entries, bytes) held."""
+        with self._lock:
+            return len(self._entries), int(self._entries.currsize)
+
+
+def _entry_bytes(spectra):
+    return spectra.nbytes
 
 
 _spectrum_cache = _SpectrumCache(SPECTRUM_CACHE_ENTRIES)
+
+
+def spectrum_cache_usage():
+    """(entries, bytes) of the kernel-spectrum cache."""
+    return _spectrum_cache.usage()
 
 
 def clear_spectrum_cache():
@@ -433,7 +442,7 @@ def _spectra(problem, tiling, parts, real_dtype):
                        1.0 / (tiling.lh * tiling.lw), spectra)
         return spectra
 
-    return _spectrum_cache.get(key, compute, get_workspace_budget())
+    return _spectrum_cache.get(key, compute, tiling.budget)
 
 
 def _split(array, parts, real_dtype):
@@ -443,16 +452,12 @@ def _split(array, parts, real_dtype):
     return np.ascontiguousarray(np.stack([array.real, array.imag], axis=-1).ravel(), real_dtype)
 
 
-def run_fft(problem, threads):
-    """Correlate ``problem`` by overlap-save FFT on ``threads`` threads (already set)."""
+def run_fft(problem, tiling, threads):
+    """Correlate ``problem`` by overlap-save FFT with ``tiling`` (:func:`plan_tiles`) on
+    ``threads`` threads (already set); None when non-finite values need the direct strategy."""
     g = problem.geometry
-    itemsize, parts = _real_sizes(g)
+    itemsize, parts = real_sizes(g)
     real_dtype = np.dtype(f"f{itemsize}")
-    zero_fill = not np.any(problem.fill)
-    budget = get_workspace_budget()
-    tiling = plan_tiles(g, threads, budget, zero_fill)
-    if tiling is None:
-        raise ValueError(f"`method` 'fft' cannot run this problem: {declines(g)}.")
     spectra = _spectra(problem, tiling, parts, real_dtype)
 
     rowmap, colmap = index_maps(g)
@@ -481,7 +486,7 @@ def run_fft(problem, threads):
     patch_work = (bad_samples * (g.out_channels // g.groups) * kh * kw
                   + bad_taps * g.batch * g.out_height * g.out_width)
     if parts == 2 or 4 * patch_work > g.macs:
-        return run_direct(problem, threads)
+        return None
     regions = _bad_regions(bad, g, tiling, tiles_h, tiles_w)
     add_non_finite_products(problem.x, problem.w, rowmap, colmap, problem.fill, g.stride[0],
                             g.stride[1], g.dilation[0], g.dilation[1], g.groups, regions, out)

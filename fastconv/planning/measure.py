@@ -3,7 +3,7 @@ return the fastest one's result and remember the winner for this exact problem.
 
 Like PyTorch's ``cudnn.benchmark``, but on the CPU and optionally across processes: winners are
 kept in a bounded in-memory map keyed by the geometry, the thread limit and the workspace budget,
-and, with ``persist=True`` or ``FASTCONV_PERSIST=1``, in the per-user cache file (fastconv/_cost.py)
+and, with ``persist=True`` or ``FASTCONV_PERSIST=1``, in the per-user cache file (cachefile.py)
 that later processes read, so they skip the timing.
 
 A first run that compiled or loaded a Numba kernel is not counted: the strategy is timed again
@@ -14,16 +14,16 @@ timings; looking up a known winner takes no lock but the map's own.
 
 import threading
 import time
-from collections import OrderedDict
 
+import cachetools
 from numba.core import event
 
-from ._cost import read_cache, update_cache
-from ._jit import persist_setting
-from ._methods import REGISTRY
-from ._plan import make_plan
-from ._threads import numba_threads
-from ._workspace import get_workspace_budget
+from ..core import settings
+from ..core.workspace import get_budget
+from ..strategies import REGISTRY
+from . import cachefile
+from .execute import execute
+from .plan import make_plan
 
 # Winners remembered in memory per process, and in the cache file (least recently used dropped
 # first); an entry is ~200 bytes in the file.
@@ -32,26 +32,20 @@ PERSISTED_SIZE = 4096
 
 
 class _Winners:
-    """A bounded, thread-safe map from problem keys to (method, threads)."""
+    """A bounded, thread-safe map from problem keys to (method, threads), least recently used
+    dropped first."""
 
     def __init__(self, size):
-        self.size = size
         self.lock = threading.Lock()
-        self.entries = OrderedDict()
+        self.entries = cachetools.LRUCache(maxsize=size)
 
     def get(self, key):
         with self.lock:
-            entry = self.entries.get(key)
-            if entry is not None:
-                self.entries.move_to_end(key)
-            return entry
+            return self.entries.get(key)
 
     def put(self, key, entry):
         with self.lock:
             self.entries[key] = entry
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
 
     def __len__(self):
         return len(self.entries)
@@ -77,23 +71,17 @@ def problem_key(geometry, threads, budget):
             f"threads={threads} budget={budget}")
 
 
-def persist_default():
-    """Whether winners are written to the cache file when the call does not say
-    (``FASTCONV_PERSIST=1``)."""
-    return persist_setting()
-
-
-def _persisted_winner(key, geometry, threads):
+def _persisted_winner(key, geometry, threads, budget):
     global _persisted
     with _persisted_lock:
         if _persisted is None:
-            measured = read_cache().get("measured", {})
+            measured = cachefile.read().get("measured", {})
             _persisted = measured if isinstance(measured, dict) else {}
         entry = _persisted.get(key)
     if not isinstance(entry, dict):
         return None
     method, count = entry.get("method"), entry.get("threads")
-    if method not in REGISTRY or REGISTRY[method].declines(geometry) is not None:
+    if method not in REGISTRY or REGISTRY[method].declines(geometry, budget) is not None:
         return None
     if not isinstance(count, int) or not 1 <= count <= threads:
         return None
@@ -111,15 +99,14 @@ def _persist(key, entry):
             del measured[stale]
         data["measured"] = measured
 
-    update_cache(change)
+    cachefile.update(change)
     with _persisted_lock:
         if _persisted is not None:
             _persisted[key] = entry
 
 
 def _run(problem, method, threads):
-    with numba_threads(threads):
-        return REGISTRY[method].run(problem, threads)
+    return execute(make_plan(problem.geometry, method, threads), problem)
 
 
 def _timed(problem, method, threads):
@@ -158,15 +145,16 @@ def measure(problem, threads):
 def run_measured(problem, threads, persist=None):
     """Compute ``problem`` with the strategy measured fastest for it (measuring it first when this
     problem was never measured here or, when persisted, in an earlier process)."""
-    key = problem_key(problem.geometry, threads, get_workspace_budget())
-    winner = _winners.get(key) or _persisted_winner(key, problem.geometry, threads)
+    budget = get_budget()
+    key = problem_key(problem.geometry, threads, budget)
+    winner = _winners.get(key) or _persisted_winner(key, problem.geometry, threads, budget)
     if winner is None:
         with _measuring:
             winner = _winners.get(key)
             if winner is None:
                 out, method, count, timings = measure(problem, threads)
                 _winners.put(key, (method, count))
-                if persist_default() if persist is None else persist:
+                if settings.persist() if persist is None else persist:
                     _persist(key, {"method": method, "threads": count,
                                    "seconds": {m: float(f"{s:.4g}") for m, s in timings.items()}})
                 return out

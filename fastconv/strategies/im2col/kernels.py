@@ -28,8 +28,8 @@ offsets, one per kernel tap. Pointwise float layers run either BLAS on the input
 
 from numba import prange
 
-from .._blas import gemm
-from .._jit import inline_helper, parallel_kernel
+from ...core.blas import gemm
+from ...core.jit import inline_helper, parallel_kernel
 from .gemm import ROWS, VECTORS, microkernel, vector_lanes
 
 # Depth rows per work item of pack_panels (64 fp32 values: one cache line per channel read).

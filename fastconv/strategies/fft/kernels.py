@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 from rocket_fft import c2c, c2r, r2c
 
-from .._jit import inline_helper, parallel_kernel
+from ...core.jit import inline_helper, parallel_kernel
 
 # Transform axes of a (rows, columns) tile: along each row, then along each column.
 _ALONG_ROWS = np.array([1], np.int64)
