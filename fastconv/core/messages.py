@@ -19,3 +19,8 @@ def message(name, expectation, got, remedy=""):
 def fail(exc_type, name, expectation, got, remedy=""):
     """Raise ``exc_type`` with the template filled in."""
     raise exc_type(message(name, expectation, got, remedy))
+
+
+def cannot_run(method, reason):
+    """The error of a forced strategy that declines the problem (``reason``: its decline)."""
+    return ValueError(f"`method` {method!r} cannot run this problem: {reason}.")

@@ -21,6 +21,7 @@ import cachetools
 
 from ..core.costing import Work
 from ..core.geometry import Geometry
+from ..core.messages import cannot_run
 from ..core.workspace import get_budget
 from ..strategies import REGISTRY, on_change
 from .constants import MachineConstants, evaluate, machine_constants
@@ -241,7 +242,7 @@ def build_plan(geometry, method, threads, budget, constants):
     else:
         refused = _refusal(method, geometry, budget)
         if refused is not None:
-            raise ValueError(f"`method` {method!r} cannot run this problem: {refused.declined}.")
+            raise cannot_run(method, refused.declined)
         chosen, work = _estimate(method, geometry, threads, budget, constants)
         # The others' refusals now, estimates on demand.
         settled = tuple((name, chosen if name == method else _refusal(name, geometry, budget))
