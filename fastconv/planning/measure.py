@@ -162,6 +162,12 @@ def run_measured(problem, threads, persist=None):
     return _run(problem, *winner)
 
 
+def remembered():
+    """The winners remembered in memory: {problem key: (method, threads)}."""
+    with _winners.lock:
+        return dict(_winners.entries)
+
+
 def clear():
     """Forget every winner in memory, and re-read the cache file at the next measured call."""
     global _persisted
