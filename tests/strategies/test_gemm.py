@@ -1,8 +1,8 @@
-"""The LLVM-IR GEMM micro-kernel (fastconv/strategies/im2col/gemm.py) and the im2col paths that run it
-(correlate_implicit, correlate_pointwise_implicit, their packed weights): the kernel against
-NumPy at both vector widths, its register tile in the assembly, and the paths against the oracle
-on edges (sizes not multiples of the tiles, every padding mode, dilation, groups, channel
-chunks, threads, budgets)."""
+"""The LLVM-IR GEMM micro-kernel (fastconv/strategies/im2col/gemm.py) and the im2col paths that
+run it (correlate_implicit, correlate_pointwise_implicit, their packed weights): the kernel
+against NumPy at both vector widths, its register tile in the assembly, and the paths against
+the oracle on edges (sizes not multiples of the tiles, every padding mode, dilation, groups,
+channel chunks, threads, budgets)."""
 
 import os
 import re
