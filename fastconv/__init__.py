@@ -1,6 +1,6 @@
-"""fastconv: fast, exact CPU 2-D convolution for NumPy arrays, built on Numba."""
+"""fastconv: fast, exact CPU 1-D, 2-D and 3-D convolution for NumPy arrays, built on Numba."""
 
-from ._api import conv2d, convolve2d, correlate2d, output_shape, plan
+from ._api import conv1d, conv2d, conv3d, convolve2d, correlate2d, output_shape, plan
 from ._methods import METHODS
 from ._plan import Candidate, Plan
 from ._workspace import get_workspace_budget, set_workspace_budget, workspace_budget
@@ -12,7 +12,9 @@ __all__ = [
     "Candidate",
     "Plan",
     "__version__",
+    "conv1d",
     "conv2d",
+    "conv3d",
     "convolve2d",
     "correlate2d",
     "get_workspace_budget",

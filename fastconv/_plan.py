@@ -69,6 +69,9 @@ class Plan:
     settled: tuple = field(repr=False, compare=False)
     """(strategy, Candidate or None) for each registered strategy: None where planning skipped
     the model (its lower bound exceeded the chosen estimate); ``candidates`` computes it."""
+    reduction: str = ""
+    """For a 1-D or 3-D call: the call and how it maps onto ``geometry``, the 2-D problem that
+    runs (fastconv/_ranks.py); empty for a 2-D call."""
 
     @cached_property
     def candidates(self):
@@ -91,7 +94,8 @@ class Plan:
     def __repr__(self):
         g = self.geometry
         weight = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
-        lines = [
+        lines = [self.reduction] if self.reduction else []
+        lines += [
             f"Plan: ({g.batch}, {g.channels}, {g.height}, {g.width}) * {weight} -> "
             f"{g.out_shape} {g.dtype}",
             f"  stride {g.stride}, dilation {g.dilation}, padding {g.padding} {g.padding_mode}, "

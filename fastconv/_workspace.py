@@ -3,6 +3,7 @@ its buffers (im2col columns, FFT spectra, ...). One number shared by every strat
 
 import math
 import numbers
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,11 +13,15 @@ from ._jit import DEFAULT_WORKSPACE_BYTES
 CACHE_LINE = 64
 
 _budget = DEFAULT_WORKSPACE_BYTES
+# A smaller budget for the calling thread only (share_budget): a rank reduction keeps part of the
+# budget for its own buffers and runs the 2-D strategies on the rest, while other threads' calls
+# keep the whole budget.
+_scoped = threading.local()
 
 
 def get_workspace_budget():
     """The current workspace budget in bytes (default 64 MiB, or ``FASTCONV_WORKSPACE_BYTES``)."""
-    return _budget
+    return getattr(_scoped, "budget", _budget)
 
 
 def set_workspace_budget(nbytes):
@@ -47,6 +52,20 @@ def workspace_budget(nbytes):
         yield
     finally:
         set_workspace_budget(previous)
+
+
+@contextmanager
+def share_budget(nbytes):
+    """Inside the block, ``get_workspace_budget()`` returns ``nbytes`` on this thread only."""
+    previous = getattr(_scoped, "budget", None)
+    _scoped.budget = int(nbytes)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _scoped.budget
+        else:
+            _scoped.budget = previous
 
 
 def largest_fitting(size, limit, upper):
