@@ -274,3 +274,81 @@ def difference(name, result, offset, expected):
     if result.shape != window.shape:
         raise AssertionError(f"{name}: result shape {result.shape} != fastconv's {window.shape}.")
     return float(np.max(np.abs(result.astype(np.float64) - window)))
+
+
+# --- conv1d and conv3d ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankLibrary:
+    """A library that computes a RankWorkload: ``prepare(workload, x, w, threads)`` returns a
+    zero-argument call whose result converts to the (N, K, *out) ndarray with ``numpy.asarray``."""
+
+    name: str
+    module: str
+    prepare: Callable
+    method: str | None = None
+    applies: Callable = lambda workload: True
+
+
+def _fastconv_rank(method):
+    def prepare(workload, x, w, threads):
+        function = fastconv.conv1d if workload.rank == 1 else fastconv.conv3d
+        return partial(function, x, w, padding=workload.padding, method=method, threads=threads)
+
+    return prepare
+
+
+def _torch_rank(workload, x, w, threads):
+    import torch
+
+    function = torch.nn.functional.conv1d if workload.rank == 1 else torch.nn.functional.conv3d
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    return partial(function, tx, tw, padding=workload.padding)
+
+
+def _ndimage_rank(workload, x, w, threads):
+    from scipy import ndimage
+
+    volume, kernel = x[0, 0], w[0, 0]
+    return lambda: ndimage.correlate(volume, kernel, mode="constant", cval=0.0)[None, None]
+
+
+def rank_libraries():
+    """fastconv's 'auto' and every method, torch, and scipy.ndimage for 1->1 'same' volumes."""
+    return tuple(
+        RankLibrary(f"fastconv.{method}", "fastconv", _fastconv_rank(method), method=method)
+        for method in ("auto", *fastconv.METHODS)
+    ) + (
+        RankLibrary("torch", "torch", _torch_rank),
+        RankLibrary("scipy.ndimage.correlate", "scipy.ndimage", _ndimage_rank,
+                    applies=lambda wl: (wl.rank, wl.channels, wl.out_channels, wl.batch) == (
+                        3, 1, 1, 1) and wl.padding == wl.kernel // 2),
+    )
+
+
+def rank_data(workload):
+    """Standard-normal input and weights, the same in every process (seeded by the name)."""
+    rng = np.random.default_rng(zlib.crc32(workload.name.encode()))
+    return (rng.standard_normal(workload.input_shape).astype(workload.dtype),
+            rng.standard_normal(workload.weight_shape).astype(workload.dtype))
+
+
+def rank_declines(library, workload):
+    """Why a fastconv method refuses the problem (on its reduced 2-D problem), or None."""
+    if library.method in (None, "auto"):
+        return None
+    from fastconv._validate import nd_geometry, nd_shapes
+    from fastconv.planning.ranks import reduce_nd
+    from fastconv.strategies import REGISTRY
+
+    xc, wc, _ = nd_shapes(workload.input_shape, workload.weight_shape, 1, workload.rank)
+    nd = nd_geometry(xc, wc, 1, 1, workload.padding, 1, "zeros", np.dtype(workload.dtype))
+    reduction = reduce_nd(nd, fastconv.get_workspace_budget())
+    return REGISTRY[library.method].declines(reduction.geometry, reduction.budget)
+
+
+def rank_error_bound(workload, x, w):
+    """TOLERANCE relative to max|x| * max_k sum|w_k| (see error_bound)."""
+    per_output = np.abs(w.astype(np.float64)).reshape(len(w), -1).sum(axis=1).max()
+    return TOLERANCE[workload.dtype] * float(np.max(np.abs(x))) * per_output

@@ -128,3 +128,66 @@ MAX_CALL_SECONDS = {"smoke": float("inf"), "quick": 2.0, "full": 10.0}
 # 0.5 s per case (pytest-benchmark's default is 1 s) and times calls slower than that 3 times
 # instead of 5, which halves its run time; medians of ms-scale calls still come from >100 rounds.
 BENCHMARK_DEFAULTS = {"quick": {"benchmark_max_time": 0.5, "benchmark_min_rounds": 3}}
+
+
+# --- conv1d and conv3d (fastconv/_ranks.py): bench/test_ranks.py and bench/ranks.py -------------
+
+
+@dataclass(frozen=True)
+class RankWorkload:
+    """A conv1d (rank 1) or conv3d (rank 3) layer with a cubic input and kernel."""
+
+    label: str
+    rank: int
+    batch: int
+    channels: int
+    out_channels: int
+    side: int  # L for rank 1, D = H = W for rank 3
+    kernel: int
+    padding: int
+    dtype: str
+
+    @property
+    def name(self):
+        shape = "x".join([str(self.side)] * self.rank)
+        return (f"conv{self.rank}d-{self.batch}x{self.channels}to{self.out_channels}-{shape}"
+                f"-k{self.kernel}-p{self.padding}-{self.dtype}")
+
+    @property
+    def input_shape(self):
+        return (self.batch, self.channels) + (self.side,) * self.rank
+
+    @property
+    def weight_shape(self):
+        return (self.out_channels, self.channels) + (self.kernel,) * self.rank
+
+    @property
+    def macs(self):
+        out = self.side + 2 * self.padding - self.kernel + 1
+        return (self.batch * self.out_channels * self.channels * (out * self.kernel) ** self.rank)
+
+
+# label: (rank, batch, in channels, out channels, side, kernel, padding); the issue's cases.
+# The 1->1 volumes pad k // 2 so that scipy.ndimage.correlate (mode 'constant') computes the
+# same output.
+RANK_LAYERS = {
+    "seq-64ch-k3": (1, 8, 64, 64, 16384, 3, 1),
+    "seq-32ch-k9": (1, 8, 32, 32, 4096, 9, 0),
+    "vol-32ch-k3": (3, 2, 32, 32, 32, 3, 0),
+    "vol-4to8-k5": (3, 1, 4, 8, 64, 5, 0),
+    "vol-1ch-k3": (3, 1, 1, 1, 128, 3, 1),
+    "vol-1ch-k7": (3, 1, 1, 1, 128, 7, 3),
+}
+
+
+def rank_layers(dtypes=DTYPES, max_side=None):
+    """The conv1d/conv3d problems; ``max_side`` shrinks them for the smoke grid."""
+    out = []
+    for dtype in dtypes:
+        for label, (rank, batch, c, k, side, kernel, padding) in RANK_LAYERS.items():
+            side = min(side, max_side or side)
+            out.append(RankWorkload(label, rank, batch, c, k, side, kernel, padding, dtype))
+    return out
+
+
+RANK_GRIDS = {"smoke": rank_layers(max_side=16), "quick": rank_layers(), "full": rank_layers()}

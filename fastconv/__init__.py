@@ -1,7 +1,9 @@
-"""fastconv: fast, exact CPU 2-D convolution for NumPy arrays, built on Numba."""
+"""fastconv: fast, exact CPU 1-D, 2-D and 3-D convolution for NumPy arrays, built on Numba."""
 
 from ._api import (
+    conv1d,
     conv2d,
+    conv3d,
     convolve2d,
     correlate2d,
     get_workspace_budget,
@@ -19,7 +21,9 @@ __all__ = [
     "Candidate",
     "Plan",
     "__version__",
+    "conv1d",
     "conv2d",
+    "conv3d",
     "convolve2d",
     "correlate2d",
     "get_workspace_budget",

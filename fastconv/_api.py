@@ -8,11 +8,18 @@ import numpy as np
 from ._validate import (
     budget_bytes,
     check_method,
+    check_nd_plan,
     check_plan,
     check_plan_method,
     conv2d_problem,
+    infer_rank,
     layer_geometry,
     layer_shapes,
+    nd_geometry,
+    nd_output_shape,
+    nd_plan_dtype,
+    nd_problem,
+    nd_shapes,
     output_shape_geometry,
     plan_dtype,
     scipy_problem,
@@ -23,6 +30,7 @@ from .core import workspace
 from .planning.execute import execute
 from .planning.measure import run_measured
 from .planning.plan import Plan, make_plan, memoised
+from .planning.ranks import correlate_nd, plan_nd
 
 
 def _run(problem, method, threads, persist):
@@ -111,6 +119,130 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     return out if lead else out[0]
 
 
+
+def _conv_nd(rank, input, weight, bias, stride, padding, dilation, groups, padding_mode, method,
+             threads, persist):
+    count = check_method(method, threads, persist)
+    problem, lead = nd_problem(input, weight, bias, rank, stride, padding, dilation, groups,
+                               padding_mode)
+    g = problem.geometry
+    if isinstance(method, Plan):
+        check_nd_plan(method, g)
+    out = correlate_nd(problem.x, problem.w, problem.bias, g.stride, g.dilation, g.padding,
+                       g.padding_mode, g.groups, method, count, persist)
+    if lead is None:
+        return out[0, 0]
+    return out if lead else out[0]
+
+
+def conv1d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+           padding_mode="zeros", method="auto", threads=None, persist=None):
+    """1-D cross-correlation as in deep learning (PyTorch's ``conv1d``), with :func:`conv2d`'s
+    extensions: per-side and 'same'/'full' padding, five padding modes, every real dtype.
+
+    Runs on the 2-D engine as the problem with a unit height axis, so every strategy, the planner
+    and the workspace budget apply unchanged (:func:`plan` shows the 2-D problem).
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, L)``, ``(C, L)`` or ``(L,)``. Any layout and strides; never modified.
+    weight : array_like
+        ``(K, C // groups, k)`` for 2-D and 3-D input, ``(k,)`` for 1-D input.
+    bias : array_like, optional
+        ``(K,)``; a scalar for 1-D input.
+    stride, dilation : int or (int,)
+        At least 1.
+    padding : int, (int,), ((int, int),) or {'valid', 'same', 'full'}
+        Samples added on each side: one number for both, or ``((left, right),)``; the words as
+        in :func:`conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}
+        As in :func:`conv2d` (padding wider than the input follows ``numpy.pad``).
+    groups, method, threads, persist
+        As in :func:`conv2d`. Winograd declines every 1-D problem (its 2-D problem is 1 x k).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, K, Lo)``, ``(K, Lo)`` or ``(Lo,)`` with
+        ``Lo = (L + left + right - dilation*(k-1) - 1) // stride + 1``; dtypes as in
+        :func:`conv2d`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; a weight of another rank names the expected layout.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.conv1d(np.arange(6.0), np.array([1.0, 0.0, -1.0]))
+    array([-2., -2., -2., -2.])
+    >>> x = np.ones((2, 4, 100), np.float32)
+    >>> fastconv.conv1d(x, np.ones((8, 4, 5), np.float32), padding="same").shape
+    (2, 8, 100)
+    >>> fastconv.conv1d(np.arange(4.0), np.ones(2), padding=((1, 0),), padding_mode="circular")
+    array([3., 1., 3., 5.])
+    """
+    return _conv_nd(1, input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                    method, threads, persist)
+
+
+def conv3d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+           padding_mode="zeros", method="auto", threads=None, persist=None):
+    """3-D cross-correlation as in deep learning (PyTorch's ``conv3d``), with :func:`conv2d`'s
+    extensions: per-side and 'same'/'full' padding, five padding modes, every real dtype.
+
+    Runs on the 2-D engine: for a chunk of output depths, the depth slices each one reads are
+    stacked as extra input channels (channel ``c``, depth tap ``t`` -> ``c * kd + t``) and one
+    2-D problem with the weight ``(K, C // groups * kd, kh, kw)`` computes them. Chunks keep the
+    stacked slices within half the workspace budget, so a call needs the output plus the budget
+    (:func:`plan` shows the chunks and the 2-D problem). Winograd runs ``(kd, 3, 3)`` kernels with
+    stride and dilation 1 in height and width, whatever the depth options.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, D, H, W)``, ``(C, D, H, W)`` or ``(D, H, W)``. Any layout; never modified.
+    weight : array_like
+        ``(K, C // groups, kd, kh, kw)`` for 4-D and 5-D input, ``(kd, kh, kw)`` for 3-D input.
+    bias : array_like, optional
+        ``(K,)``; a scalar for 3-D input.
+    stride, dilation : int or (int, int, int)
+        At least 1.
+    padding : int, (int, int, int), three (before, after) pairs or {'valid', 'same', 'full'}
+        Samples added on each side of the depth, height and width axes.
+    padding_mode, groups, method, threads, persist
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, K, Do, Ho, Wo)``, ``(K, Do, Ho, Wo)`` or ``(Do, Ho, Wo)``, each axis as in
+        :func:`conv2d`; dtypes as in :func:`conv2d`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; a weight of another rank names the expected layout.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.conv3d(np.arange(27.0).reshape(3, 3, 3), np.ones((2, 2, 2)))
+    array([[[ 52.,  60.],
+            [ 76.,  84.]],
+    <BLANKLINE>
+           [[124., 132.],
+            [148., 156.]]])
+    >>> volume = np.ones((1, 2, 16, 16, 16), np.float32)
+    >>> fastconv.conv3d(volume, np.ones((4, 2, 3, 3, 3), np.float32), stride=2, padding=1).shape
+    (1, 4, 8, 8, 8)
+    """
+    return _conv_nd(3, input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                    method, threads, persist)
+
+
 def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
     count = check_method(method, threads, persist)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
@@ -195,15 +327,17 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
 
 
 def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
-         groups=1, padding_mode="zeros", method="auto", threads=None):
-    """Plan a :func:`conv2d` call from its shapes alone: the strategy and thread count that
-    ``method='auto'`` would use, with every candidate's estimated time and workspace.
+         groups=1, padding_mode="zeros", method="auto", threads=None, rank=None):
+    """Plan a :func:`conv2d` (or :func:`conv1d`, :func:`conv3d`) call from its shapes alone: the
+    strategy and thread count that ``method='auto'`` would use, with every candidate's estimated
+    time and workspace.
 
     Parameters
     ----------
     input_shape, weight_shape : tuple of int
         The shapes :func:`conv2d` would get: ``(N, C, H, W)``, ``(C, H, W)`` or ``(H, W)``, and
-        ``(K, C // groups, kh, kw)`` (``(kh, kw)`` for a 2-D input).
+        ``(K, C // groups, kh, kw)`` (``(kh, kw)`` for a 2-D input); or those of :func:`conv1d`
+        or :func:`conv3d`. The rank comes from the weight's dimensions.
     dtype : dtype, optional
         The arrays' dtype; the plan holds the compute dtype (:func:`conv2d`'s rules; complex
         dtypes, for :func:`correlate2d`, are kept). Default float64.
@@ -214,6 +348,9 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         forced strategy.
     threads : int, optional
         Thread limit; default: ``numba.get_num_threads()``.
+    rank : {None, 1, 2, 3}, optional
+        The spatial rank; needed only when both shapes are 3-D (a ``(N, C, L)`` batch for
+        :func:`conv1d` or a ``(D, H, W)`` volume for :func:`conv3d`).
 
     Returns
     -------
@@ -240,27 +377,49 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
 
     ``print(p)`` shows the table: every strategy's estimated time, workspace and threads (or
     why it declines), the chosen one marked with ``>``, and the reason.
+
+    A 1-D or 3-D call runs as 2-D problems (see :func:`conv1d`, :func:`conv3d`): its plan is
+    that of the 2-D problem (one chunk's for 3-D), and ``p.reduction.text`` (the first lines of the
+    repr) says how the call maps onto it.
+
+    >>> p3 = fastconv.plan((1, 4, 32, 32, 32), (8, 4, 3, 3, 3), dtype=np.float32, padding=1)
+    >>> print(p3.reduction.text)  # doctest: +NORMALIZE_WHITESPACE
+    conv3d: (1, 4, 32, 32, 32) * (8, 4, 3, 3, 3) -> (1, 8, 32, 32, 32) float32, stride (1, 1, 1),
+    dilation (1, 1, 1), padding ((1, 1), (1, 1), (1, 1)) zeros, groups 1;
+      runs as 1 2-D problem of 1 image x 32 output depths (depth taps folded into channels,
+      2.5 MiB gathered per problem), each:
+    >>> p3.geometry.out_shape
+    (32, 8, 32, 32)
     """
     current = numba.get_num_threads() if threads is None else None
 
     def compute():
         check_plan_method(method)
         count = current or threads_count(threads)
-        x4, w4, _ = layer_shapes(shape_tuple(input_shape, "input_shape"),
-                                 shape_tuple(weight_shape, "weight_shape"), groups,
-                                 names=("input_shape", "weight_shape"))
+        x_shape = shape_tuple(input_shape, "input_shape")
+        w_shape = shape_tuple(weight_shape, "weight_shape")
+        spatial_rank = infer_rank(x_shape, w_shape, rank)
+        if spatial_rank != 2:
+            xc, wc, _ = nd_shapes(x_shape, w_shape, groups, spatial_rank,
+                                  names=("input_shape", "weight_shape"))
+            nd = nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode,
+                             nd_plan_dtype(dtype, spatial_rank))
+            return plan_nd(nd, method, count)
+        x4, w4, _ = layer_shapes(x_shape, w_shape, groups, names=("input_shape", "weight_shape"))
         geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
                                   plan_dtype(dtype))
         return make_plan(geometry, method, count)
 
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
     arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
-                      padding_mode, method, threads))
+                      padding_mode, method, threads, rank))
     return memoised((arguments, current), compute)
 
 
-def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
-    """Shape that :func:`conv2d` returns for these shapes and options (no arrays needed).
+def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, rank=None):
+    """Shape that :func:`conv2d`, :func:`conv1d` or :func:`conv3d` returns for these shapes and
+    options (no arrays needed). The rank comes from the weight's dimensions; ``rank`` (1, 2 or 3)
+    is needed only when both shapes are 3-D.
 
     Examples
     --------
@@ -269,7 +428,19 @@ def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
     (8, 64, 112, 112)
     >>> fastconv.output_shape((32, 32), (5, 5), padding="same")
     (32, 32)
+    >>> fastconv.output_shape((64, 1000), (32, 64, 9), stride=2)
+    (32, 496)
+    >>> fastconv.output_shape((8, 64, 1000), (32, 64, 9), stride=2, rank=1)
+    (8, 32, 496)
+    >>> fastconv.output_shape((2, 1, 64, 64, 64), (8, 1, 5, 5, 5), padding=((2, 2), (0, 0), (1, 1)))
+    (2, 8, 64, 60, 62)
+    >>> fastconv.output_shape((64, 64, 64), (3, 3, 3), rank=3)
+    (62, 62, 62)
     """
+    input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
+    spatial_rank = infer_rank(input_shape, weight_shape, rank)
+    if spatial_rank != 2:
+        return nd_output_shape(input_shape, weight_shape, spatial_rank, stride, padding, dilation)
     input_shape, weight_shape, geometry = output_shape_geometry(input_shape, weight_shape,
                                                                 stride, padding, dilation)
     spatial = (geometry.out_height, geometry.out_width)

@@ -7,15 +7,16 @@ planner and the runners read. Every user-facing error is raised here, following 
 """
 
 import numbers
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
 
-from .core.geometry import PADDING_MODES, Geometry, Problem
+from .core.geometry import PADDING_MODES, Geometry, NdGeometry, Problem
 from .core.messages import Shown
 from .core.messages import fail as _fail
 from .planning.plan import Plan
+from .planning.ranks import reduce_nd
 from .strategies import methods
 
 PADDING_WORDS = ("valid", "same", "full")
@@ -418,6 +419,16 @@ def output_shape_geometry(input_shape, weight_shape, stride, padding, dilation):
     return input_shape, weight_shape, geometry
 
 
+def check_nd_plan(plan, nd):
+    """Check that a Plan passed as ``method`` to conv1d/conv3d was made for this call."""
+    if plan.reduction is None or plan.reduction.nd != nd:
+        made = plan.reduction.text.split(";")[0] if plan.reduction is not None else "a conv2d call"
+        needs = reduce_nd(nd, plan.workspace_budget).text.split(";")[0]
+        raise ValueError(f"`method` must be a Plan made for this call's problem; the plan is for "
+                         f"{made}, the call needs {needs}. Make one with fastconv.plan(...) for "
+                         "these shapes and options.")
+
+
 def budget_bytes(nbytes):
     """A workspace budget: an int of at least 64 KiB."""
     if not isinstance(nbytes, numbers.Integral) or isinstance(nbytes, bool):
@@ -425,3 +436,209 @@ def budget_bytes(nbytes):
     if nbytes < 2**16:
         _fail(ValueError, "nbytes", "at least 65536 (64 KiB)", nbytes)
     return int(nbytes)
+
+
+# --- Every spatial rank (conv1d, conv3d; conv2d's rules per axis) ---------------------------------
+
+# rank: (name of the function, spatial axes of the input, kernel axes of the weight)
+RANK_LAYOUTS = {1: ("conv1d", "L", "k"), 2: ("conv2d", "H, W", "kh, kw"),
+                3: ("conv3d", "D, H, W", "kd, kh, kw")}
+
+
+@dataclass(frozen=True, eq=False)
+class NdProblem:
+    """Validated arrays of one compute dtype: ``x`` (N, C, *spatial), ``w`` (K, C/groups,
+    *kernel), ``bias`` (K,), all C-contiguous, and their :class:`NdGeometry`."""
+
+    geometry: NdGeometry
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+
+
+def int_tuple(value, name, minimum, rank, remedy=""):
+    """An int or a tuple of ``rank`` ints, each >= minimum, as a tuple (``int_pair`` for rank 2,
+    with its messages)."""
+    if rank == 2:
+        return int_pair(value, name, minimum)
+    if type(value) is int and value >= minimum:
+        return (value,) * rank
+    items = value if isinstance(value, (tuple, list)) else (value,) * rank
+    if len(items) != rank or not all(is_int(v) for v in items):
+        _fail(TypeError, name, f"an int or a tuple of {rank} ints", value, remedy)
+    if any(v < minimum for v in items):
+        _fail(ValueError, name, f">= {minimum} (an int or a tuple of {rank} ints)", value)
+    return tuple(int(v) for v in items)
+
+
+def padding_pairs(padding, kernel_shape, stride, dilation):
+    """Canonical ((before, after), ...) padding of every spatial axis from any accepted spelling
+    (``parse_padding``, with its messages, for rank 2)."""
+    rank = len(kernel_shape)
+    if rank == 2:
+        top, bottom, left, right = parse_padding(padding, kernel_shape, stride, dilation)
+        return ((top, bottom), (left, right))
+    if type(padding) is int and padding >= 0:
+        return ((padding, padding),) * rank
+    spans = [d * (k - 1) for d, k in zip(dilation, kernel_shape, strict=True)]
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * rank
+        if padding == "full":
+            return tuple((span, span) for span in spans)
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                _fail(ValueError, "stride", "1 when padding='same'", stride,
+                      "Pad explicitly for a strided convolution.")
+            return tuple((span // 2, span - span // 2) for span in spans)
+        _fail(ValueError, "padding", f"an int, a tuple of {rank} ints, {rank} (before, after) "
+              f"pairs or one of {PADDING_WORDS}", padding)
+    if isinstance(padding, (tuple, list)) and len(padding) == rank and all(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        return tuple(int_pair(p, "padding", 0) for p in padding)
+    remedy = "Write ((left, right),) to pad the two sides differently." if rank == 1 else ""
+    return tuple((p, p) for p in int_tuple(padding, "padding", 0, rank, remedy))
+
+
+def nd_shapes(input_shape, weight_shape, groups, rank, names=("input", "weight")):
+    """Check the shapes of a ``conv1d``/``conv3d`` call (arrays or shapes alone) and ``groups``.
+
+    Returns the canonical input (N, C, *spatial) and weight (K, C/groups, *kernel) shapes and
+    the output's leading shape: None for an input without channels, ``()`` for one image,
+    ``(N,)`` for a batch.
+    """
+    if rank == 2:
+        return layer_shapes(input_shape, weight_shape, groups, names)
+    input_name, weight_name = names
+    function, axes, kernel_axes = RANK_LAYOUTS[rank]
+    x_shape, w_shape = tuple(input_shape), tuple(weight_shape)
+    if len(x_shape) not in (rank, rank + 1, rank + 2):
+        _fail(ValueError, input_name, f"{rank}-D ({axes}{',' if rank == 1 else ''}), {rank + 1}-D "
+              f"(C, {axes}) or {rank + 2}-D (N, C, {axes}) for {function}",
+              Shown(f"shape {x_shape}"))
+    if len(x_shape) == rank and len(w_shape) != rank:
+        _fail(ValueError, weight_name, f"{rank}-D ({kernel_axes}{',' if rank == 1 else ''}) for "
+              f"a {rank}-D input of {function}", Shown(f"shape {w_shape}"))
+    if len(x_shape) > rank and len(w_shape) != rank + 2:
+        _fail(ValueError, weight_name, f"{rank + 2}-D (out_channels, in_channels/groups, "
+              f"{kernel_axes}) for {function}", Shown(f"shape {w_shape}"))
+    if 0 in x_shape:
+        _fail(ValueError, input_name, "non-empty", Shown(f"shape {x_shape}"))
+    if 0 in w_shape:
+        _fail(ValueError, weight_name, "non-empty", Shown(f"shape {w_shape}"))
+    lead = None if len(x_shape) == rank else x_shape[:1] if len(x_shape) == rank + 2 else ()
+    xc = (1,) * (rank + 2 - len(x_shape)) + x_shape
+    wc = (1,) * (rank + 2 - len(w_shape)) + w_shape
+    out_channels, cg = wc[:2]
+    channels = xc[1]
+    if not is_int(groups):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups or out_channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
+              f"out_channels={out_channels}", groups)
+    if cg * groups != channels:
+        _fail(ValueError, weight_name, f"of shape (out_channels, {channels // groups}, "
+              f"{kernel_axes}) for {channels} input channels and groups={groups}",
+              Shown(f"shape {w_shape}"))
+    return xc, wc, lead
+
+
+def nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode, dtype):
+    """Check the options of a call of any rank and build its :class:`NdGeometry` (shapes from
+    :func:`nd_shapes`, ``dtype`` the compute dtype)."""
+    rank = len(xc) - 2
+    stride = int_tuple(stride, "stride", 1, rank)
+    dilation = int_tuple(dilation, "dilation", 1, rank)
+    pad = padding_pairs(padding, wc[2:], stride, dilation)
+    if padding_mode not in PADDING_MODES:
+        _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
+    geometry = NdGeometry(
+        input_shape=tuple(int(n) for n in xc), weight_shape=tuple(int(n) for n in wc),
+        stride=stride, dilation=dilation, padding=pad, groups=int(groups),
+        padding_mode=padding_mode, dtype=dtype)
+    if min(geometry.out_spatial) < 1:
+        padded = tuple(n + a + b for n, (a, b) in zip(xc[2:], pad, strict=True))
+        span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, wc[2:], strict=True))
+        _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
+              Shown(f"dilated kernel size {span}"), "Increase `padding` or use a smaller kernel.")
+    return geometry
+
+
+def nd_problem(input, weight, bias, rank, stride, padding, dilation, groups, padding_mode):
+    """Validate ``conv1d``/``conv3d`` arguments (``conv2d``'s rules). Returns the problem and the
+    output's leading shape."""
+    function = RANK_LAYOUTS[rank][0]
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    if x.dtype.kind == "c" or w.dtype.kind == "c":
+        _fail(TypeError, "input", f"real ({function} is a deep-learning layer)",
+              Shown(f"dtype {x.dtype} and weight dtype {w.dtype}"),
+              "Use scipy.signal.correlate for complex data.")
+    xc, wc, lead = nd_shapes(x.shape, w.shape, groups, rank)
+    out_channels = wc[0]
+    b = None
+    if bias is not None:
+        b = as_array(bias, "bias")
+        if b.dtype.kind == "c":
+            _fail(TypeError, "bias", "real", Shown(f"dtype {b.dtype}"))
+        expected = (out_channels,)
+        if b.shape != expected and not (lead is None and b.size == 1 and b.ndim <= 1):
+            scalar = " or a scalar" if lead is None else ""
+            _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
+    dtype = conv2d_dtype(x, w, b)
+    geometry = nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode, dtype)
+    bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
+        b.reshape(out_channels), dtype)
+    problem = NdProblem(geometry=geometry, x=np.ascontiguousarray(x.reshape(xc), dtype),
+                        w=np.ascontiguousarray(w.reshape(wc), dtype), bias=bias_array)
+    return problem, lead
+
+
+def infer_rank(input_shape, weight_shape, rank):
+    """The spatial rank of a problem given by shapes alone (``plan``, ``output_shape``): from the
+    weight's dimensions, or ``rank`` where both shapes are 3-D (a (N, C, L) batch with a
+    (K, C/groups, k) weight, or a (D, H, W) volume with a (kd, kh, kw) kernel)."""
+    if rank is not None:
+        if rank not in RANK_LAYOUTS:
+            _fail(ValueError, "rank", "None, 1, 2 or 3", rank)
+        return rank
+    x_ndim, w_ndim = len(input_shape), len(weight_shape)
+    if x_ndim == w_ndim == 3:
+        _fail(ValueError, "rank", "given when both shapes are 3-D (1 for a (N, C, L) input with "
+              "a (K, C/groups, k) weight, 3 for a (D, H, W) volume with a (kd, kh, kw) kernel)",
+              None)
+    return {1: 1, 2: 2, 3: 1, 4: 2, 5: 3}.get(w_ndim, 2)
+
+
+def nd_output_shape(input_shape, weight_shape, rank, stride, padding, dilation):
+    """``output_shape`` of a 1-D or 3-D problem (shapes alone; groups are not checked)."""
+    _, axes, kernel_axes = RANK_LAYOUTS[rank]
+    x_shape, w_shape = tuple(input_shape), tuple(weight_shape)
+    if len(x_shape) not in (rank, rank + 1, rank + 2) or len(w_shape) != (
+            rank if len(x_shape) == rank else rank + 2):
+        one = "," if rank == 1 else ""
+        raise ValueError(
+            f"`input_shape` and `weight_shape` must be ({axes}{one}) and ({kernel_axes}{one}), or "
+            f"(C, {axes}) / (N, C, {axes}) and (K, C/groups, {kernel_axes}); got {x_shape} and "
+            f"{w_shape}.")
+    stride = int_tuple(stride, "stride", 1, rank)
+    dilation = int_tuple(dilation, "dilation", 1, rank)
+    pad = padding_pairs(padding, w_shape[-rank:], stride, dilation)
+    spatial = tuple(
+        (n + a + b - d * (k - 1) - 1) // s + 1 for n, k, (a, b), s, d in zip(
+            x_shape[-rank:], w_shape[-rank:], pad, stride, dilation, strict=True))
+    if min(spatial) < 1:
+        raise ValueError(f"`weight_shape` must fit the padded input; got {w_shape} for input "
+                         f"{x_shape} with padding {pad}.")
+    if len(x_shape) == rank:
+        return spatial
+    return x_shape[:-rank - 1] + (w_shape[0],) + spatial
+
+
+def nd_plan_dtype(dtype, rank):
+    """``plan_dtype`` for a call of ``rank``: complex only for rank 2 (the 2-D drop-ins)."""
+    compute = plan_dtype(dtype)
+    if compute.kind == "c" and rank != 2:
+        _fail(TypeError, "dtype", f"real for {RANK_LAYOUTS[rank][0]}", Shown(str(np.dtype(dtype))))
+    return compute

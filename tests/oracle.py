@@ -104,7 +104,11 @@ def assert_close(actual, expected, scale, dtype, method="direct"):
 
 
 def normwise_bound(method, dtype, scale):
-    """The normwise term of ``method``'s error model (0 for an elementwise one)."""
+    """The normwise term of ``method``'s error model (0 for an elementwise one); for 'auto' or
+    'measure', the largest term of any strategy they may run."""
+    if method not in REGISTRY:
+        return np.max([normwise_bound(name, dtype, scale) * np.ones_like(scale, np.float64)
+                       for name in REGISTRY], axis=0)
     error_model = REGISTRY[method].error_model
     if error_model == "normwise-transform":
         return fft_bound(dtype, scale)
@@ -142,3 +146,66 @@ def declined(method, geometry):
     """Whether ``method`` declines ``geometry`` under the current workspace budget (then a forced
     call must raise ValueError)."""
     return REGISTRY[method].declines(geometry, fastconv.get_workspace_budget()) is not None
+
+
+def dilate_nd(kernel, dilation):
+    """Zero-insert ``dilation - 1`` samples between kernel taps along the last len(dilation)
+    axes."""
+    rank = len(dilation)
+    spatial = kernel.shape[-rank:]
+    out = np.zeros(kernel.shape[:-rank] + tuple((k - 1) * d + 1
+                                                for k, d in zip(spatial, dilation, strict=True)),
+                   kernel.dtype)
+    out[(...,) + tuple(slice(None, None, d) for d in dilation)] = kernel
+    return out
+
+
+def reference_conv_nd(x, w, bias=None, stride=None, padding=None, dilation=None, groups=1,
+                      padding_mode="zeros"):
+    """conv1d/conv2d/conv3d of (N, C, *spatial) ``x`` and (K, C/groups, *kernel) ``w`` from
+    scipy.signal.correlate: per-channel valid correlations of the ``numpy.pad``-padded input,
+    summed over the group's channels, dilation as a zero-inserted kernel, stride as slicing; in
+    float64/complex128. ``padding`` is one (before, after) pair per spatial axis."""
+    rank = x.ndim - 2
+    stride = stride or (1,) * rank
+    dilation = dilation or (1,) * rank
+    padding = padding or ((0, 0),) * rank
+    wide = np.complex128 if np.iscomplexobj(x) or np.iscomplexobj(w) else np.float64
+    x = np.asarray(x, wide)
+    w = dilate_nd(np.asarray(w, wide), dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), *padding), NUMPY_PAD_MODES[padding_mode])
+    n_images = x.shape[0]
+    out_channels, cg = w.shape[:2]
+    kg = out_channels // groups
+    step = tuple(slice(None, None, s) for s in stride)
+    out = []
+    for n in range(n_images):
+        planes = []
+        for k in range(out_channels):
+            g = k // kg
+            acc = sum(signal.correlate(xp[n, g * cg + c], w[k, c], "valid", method="direct")
+                      for c in range(cg))
+            planes.append(acc[step] + (0 if bias is None else bias[k]))
+        out.append(planes)
+    return np.array(out)
+
+
+def check_conv_nd(method, x, w, bias, **options):
+    """fastconv.conv1d/conv2d/conv3d (by ``x``'s rank, batched (N, C, *spatial) input) with
+    ``options`` against the oracle."""
+    import fastconv
+    from fastconv._validate import int_tuple, padding_pairs
+
+    rank = x.ndim - 2
+    function = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}[rank]
+    got = function(x, w, bias, method=method, **options)
+    stride = int_tuple(options.get("stride", 1), "stride", 1, rank)
+    dilation = int_tuple(options.get("dilation", 1), "dilation", 1, rank)
+    pad = padding_pairs(options.get("padding", 0), w.shape[2:], stride, dilation)
+    reference = dict(stride=stride, padding=pad, dilation=dilation,
+                     groups=options.get("groups", 1),
+                     padding_mode=options.get("padding_mode", "zeros"))
+    expected = reference_conv_nd(x, w, bias, **reference)
+    scale = reference_conv_nd(abs(x), abs(w), None if bias is None else abs(bias), **reference)
+    dtype = fastconv._validate.conv2d_dtype(x, w, bias)
+    assert_close(got, expected, scale, dtype, method)

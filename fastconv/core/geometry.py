@@ -91,6 +91,38 @@ class Problem:
     fill: np.ndarray
 
 
+@dataclass(frozen=True)
+class NdGeometry:
+    """Shapes and options of a validated call of any spatial rank r: ``input_shape``
+    (N, C, *spatial), ``weight_shape`` (K, C/groups, *kernel), per-axis ``stride`` and
+    ``dilation`` (r ints), ``padding`` (r (before, after) pairs), and the compute dtype."""
+
+    input_shape: tuple
+    weight_shape: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+    groups: int
+    padding_mode: str
+    dtype: np.dtype
+
+    @property
+    def rank(self):
+        return len(self.input_shape) - 2
+
+    @property
+    def out_spatial(self):
+        return tuple(
+            (size + before + after - d * (k - 1) - 1) // s + 1
+            for size, k, (before, after), s, d in zip(
+                self.input_shape[2:], self.weight_shape[2:], self.padding, self.stride,
+                self.dilation, strict=True))
+
+    @property
+    def out_shape(self):
+        return (self.input_shape[0], self.weight_shape[0], *self.out_spatial)
+
+
 def make_geometry(batch, channels, size, out_channels, kernel, dtype, stride=1, padding=0,
                   dilation=1, groups=1, padding_mode="zeros"):
     """A Geometry from short arguments (calibration problems, tests): ``size`` and ``kernel`` an

@@ -9,7 +9,8 @@ from .geometry import NUMPY_PAD_MODES
 
 
 @lru_cache(maxsize=512)
-def _axis_map(size, before, after, padding_mode):
+def axis_map(size, before, after, padding_mode):
+    """Source index of every padded position of one axis (-1: the constant fill), read-only."""
     # np.pad costs ~35 us a call, more than a small convolution: maps are cached (read-only).
     mode = NUMPY_PAD_MODES[padding_mode]
     extra = {"constant_values": -1} if mode == "constant" else {}
@@ -26,5 +27,5 @@ def index_maps(geometry):
     """
     top, bottom, left, right = geometry.padding
     mode = geometry.padding_mode
-    rows = _axis_map(geometry.height, top, bottom, mode)
-    return rows, _axis_map(geometry.width, left, right, mode)
+    rows = axis_map(geometry.height, top, bottom, mode)
+    return rows, axis_map(geometry.width, left, right, mode)

@@ -82,6 +82,12 @@ class Plan:
     fallback: Work | None = field(repr=False, compare=False)
     """The direct strategy's work on ``threads`` threads, when ``method`` leaves data holding
     NaN or Inf to it (``non_finite_fallback``); else None."""
+    reduction: object = None
+    """For a 1-D or 3-D call, the :class:`~fastconv.planning.ranks.Reduction` that maps it onto
+    ``geometry``, the 2-D problem that runs (one chunk's for 3-D); None for a 2-D call."""
+    remainder: object = field(default=None, repr=False, compare=False)
+    """For a 3-D call whose last chunk holds fewer images or depths: that chunk's plan (the same
+    strategy and threads)."""
 
     @cached_property
     def candidates(self):
@@ -105,7 +111,8 @@ class Plan:
     def __repr__(self):
         g = self.geometry
         weight = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
-        lines = [
+        lines = [self.reduction.text] if self.reduction is not None else []
+        lines += [
             f"Plan: ({g.batch}, {g.channels}, {g.height}, {g.width}) * {weight} -> "
             f"{g.out_shape} {g.dtype}",
             f"  stride {g.stride}, dilation {g.dilation}, padding {g.padding} {g.padding_mode}, "
@@ -286,10 +293,11 @@ class _PlanCache:
 _cache = _PlanCache(CACHE_SIZE)
 
 
-def make_plan(geometry, method, threads):
+def make_plan(geometry, method, threads, budget=None):
     """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
-    threads, under the current workspace budget and machine constants (memoised)."""
-    budget = get_budget()
+    threads, under ``budget`` (default: the current workspace budget) and the current machine
+    constants (memoised)."""
+    budget = get_budget() if budget is None else budget
     constants = machine_constants()
     key = (geometry, method, threads, budget)
     plan = _cache.get(key, constants)

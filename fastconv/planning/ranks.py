@@ -1,0 +1,246 @@
+"""Every spatial rank on the 2-D engine: ``conv1d`` and ``conv3d`` reduced to ``conv2d`` problems.
+
+One reduction, so every strategy, cost model and the planner serve ranks 1 to 3 without a kernel
+or a Numba signature of their own (a new rank compiles nothing):
+
+* rank 1: ``(N, C, L) * (K, C/groups, k)`` is the 2-D problem ``(N, C, 1, L) * (K, C/groups, 1,
+  k)``, a unit height axis; padding, stride and dilation act along the width only. The arrays are
+  reshaped views: no copy.
+* rank 2: the problem itself.
+* rank 3: depth taps folded into GEMM channels. For a chunk of output depths, the input depth
+  slices each output depth reads are gathered into an array ``(N * depths, C * kd, H, W)`` in
+  group-major channel order (input channel ``c``, depth tap ``t`` -> channel ``c * kd + t``), and
+  one 2-D problem runs it with the weight ``(K, C/groups * kd, kh, kw)`` (a reshape of the 5-D
+  weight) and the same ``groups``; the bias is added once, by the 2-D strategy. Which slice an
+  output depth reads comes from a depth index map built with ``numpy.pad`` on an index ramp, as
+  rows and columns are (fastconv/_padding.py), so the five padding modes, padding wider than the
+  input included, follow ``numpy.pad`` (-1: the zero fill). Height and width padding are the 2-D
+  problem's own. The padding modes are separable per axis, so this is exact.
+
+The workspace budget holds for every rank: a 3-D call keeps at most half of it
+(``FOLD_SHARE``) for one chunk's gathered input and its 2-D result, chunking the output depths
+(then the images) to fit, and plans and runs the 2-D problem under the other half (the plan
+carries that budget). Peak memory is therefore the output plus the budget. The smallest chunk is
+one output depth of one image; its gathered input may exceed the share.
+
+Winograd, which declines every kernel but 3x3 in 2-D, thereby runs any ``(kd, 3, 3)`` kernel
+with stride and dilation 1 in height and width: the folded problem is 3x3 whatever the depth
+kernel, stride and dilation (the depth sum is a channel sum). In 1-D it always declines (its 2-D
+problem is 1 x k).
+
+Entry points for the rest of the package (transposed convolutions, gradients, N-D drop-ins,
+dask), all on canonical arrays:
+
+``correlate_nd(x, w, bias, stride, dilation, padding, padding_mode, groups, method, threads)``
+    ``x`` (N, C, *spatial) and ``w`` (K, C/groups, *kernel) with 1 to 3 spatial axes, C-contiguous
+    and of one compute dtype (float32, float64; complex64/128 and int64 run on the strategies that
+    take them), ``bias`` (K,) of that dtype or None; ``stride``/``dilation`` one int per axis,
+    ``padding`` one (before, after) pair per axis, ``padding_mode`` one of
+    ``_validate.PADDING_MODES``, ``groups`` dividing C and K; ``method`` 'auto', 'measure', a
+    registry name or a :class:`Plan` from :func:`plan_nd`; ``threads`` a thread limit (None: Numba's
+    current count). Returns a new C-contiguous (N, K, *out) array of the dtype, ``out`` per axis
+    ``(size + before + after - dilation * (k - 1) - 1) // stride + 1``. Correlation (the kernel is
+    not flipped), no checks: validate first (``_validate.nd_problem``) where data come from users.
+    Inputs are never written.
+``plan_nd(geometry, method, threads)``
+    The :class:`Plan` of a ``core.geometry.NdGeometry``: the 2-D plan of the reduced problem (one
+    chunk for rank 3), its ``reduction`` saying how the call maps onto it and, where the last
+    chunk is smaller, its ``remainder`` plan.
+``reduce_nd(geometry, budget)``
+    The :class:`Reduction` itself: the 2-D geometry of one chunk, the chunking and its text.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..core.geometry import Geometry, NdGeometry, Problem
+from ..core.messages import cannot_run
+from ..core.padding import axis_map
+from ..core.workspace import get_budget
+from ..strategies import REGISTRY
+from .execute import execute
+from .measure import run_measured
+from .plan import Plan, make_plan
+
+# The public function of each spatial rank, for the plans' descriptions.
+FUNCTIONS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
+
+# A 3-D call's gathered input and 2-D result take at most 1 / FOLD_SHARE of the workspace budget;
+# the 2-D strategies get the rest.
+FOLD_SHARE = 2
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How an N-D problem runs as 2-D problems: ``geometry`` is one chunk's 2-D problem (all of
+    it for ranks 1 and 2); rank 3 runs ``images`` images x ``depths`` output depths per chunk."""
+
+    nd: NdGeometry
+    """The call."""
+    geometry: Geometry
+    images: int
+    depths: int
+    chunks: int
+    budget: int
+    """The workspace budget the 2-D problems are planned and run under."""
+    text: str
+
+    def remainder(self):
+        """The 2-D problem of the last chunk when it is smaller than the others, else None."""
+        n = self.nd.input_shape[0]
+        out_depth = self.nd.out_spatial[0] if self.nd.rank == 3 else 1
+        images = n - (-(-n // self.images) - 1) * self.images
+        depths = out_depth - (-(-out_depth // self.depths) - 1) * self.depths
+        batch = (images if self.depths == out_depth else 1) * depths
+        if self.nd.rank != 3 or batch == self.geometry.batch:
+            return None
+        return replace(self.geometry, batch=batch)
+
+
+def _padding4(pairs):
+    return tuple(int(n) for pair in pairs for n in pair)
+
+
+def reduce_nd(nd, budget):
+    """The :class:`Reduction` of ``nd`` (an NdGeometry) under a workspace budget of ``budget``."""
+    n, c, *spatial = nd.input_shape
+    k, cg, *kernel = nd.weight_shape
+    common = dict(out_channels=k, groups=nd.groups, padding_mode=nd.padding_mode, dtype=nd.dtype)
+    if nd.rank == 2:
+        g = Geometry(batch=n, channels=c, height=spatial[0], width=spatial[1],
+                     kernel_height=kernel[0], kernel_width=kernel[1],
+                     padding=_padding4(nd.padding), stride=nd.stride, dilation=nd.dilation,
+                     **common)
+        return Reduction(nd, g, n, 1, 1, budget, "")
+    function = FUNCTIONS[nd.rank]
+    head = (f"{function}: {nd.input_shape} * {nd.weight_shape} -> {nd.out_shape} {nd.dtype}, "
+            f"stride {nd.stride}, dilation {nd.dilation}, padding {nd.padding} "
+            f"{nd.padding_mode}, groups {nd.groups}")
+    if nd.rank == 1:
+        g = Geometry(batch=n, channels=c, height=1, width=spatial[0], kernel_height=1,
+                     kernel_width=kernel[0], padding=(0, 0, *nd.padding[0]),
+                     stride=(1, nd.stride[0]), dilation=(1, nd.dilation[0]), **common)
+        return Reduction(nd, g, n, 1, 1, budget,
+                         f"{head};\n  runs as the 2-D problem below with a unit height axis:")
+    depth, height, width = spatial
+    kd = kernel[0]
+    out_depth, out_height, out_width = nd.out_spatial
+    per_depth = (c * kd * height * width + k * out_height * out_width) * nd.dtype.itemsize
+    fit = max(1, budget // FOLD_SHARE // per_depth)
+    if fit >= out_depth:
+        images = min(n, fit // out_depth)
+        images = -(-n // -(-n // images))  # as many chunks, as equal as they can be
+        depths = out_depth
+        chunks = -(-n // images)
+    else:
+        depths = -(-out_depth // -(-out_depth // fit))
+        images = 1
+        chunks = n * -(-out_depth // depths)
+    g = Geometry(batch=images * depths, channels=c * kd, height=height, width=width,
+                 kernel_height=kernel[1], kernel_width=kernel[2],
+                 padding=_padding4(nd.padding[1:]), stride=nd.stride[1:],
+                 dilation=nd.dilation[1:], **common)
+    inner = budget - budget // FOLD_SHARE
+    text = (f"{head};\n  runs as {chunks} 2-D problem{'s' if chunks > 1 else ''} of {images} "
+            f"image{'s' if images > 1 else ''} x {depths} output depth{'s' if depths > 1 else ''} "
+            f"(depth taps folded into channels, {per_depth * images * depths / 2**20:.3g} MiB "
+            f"gathered per problem), each:")
+    return Reduction(nd, g, images, depths, chunks, inner, text)
+
+
+def _refuse(method, reduction):
+    reason = REGISTRY[method].declines(reduction.geometry, reduction.budget)
+    if reason is not None:
+        g = reduction.geometry
+        via = reduction.text.split(":")[0]
+        raise cannot_run(method, f"{reason} (the {via} call runs as 2-D problems with kernel "
+                         f"{(g.kernel_height, g.kernel_width)}, stride {g.stride} and dilation "
+                         f"{g.dilation}; see fastconv.plan)")
+
+
+def plan_nd(nd, method="auto", threads=None):
+    """The :class:`Plan` of an NdGeometry: the 2-D plan of its reduction (one chunk's), under the
+    current workspace budget."""
+    import numba
+
+    count = numba.get_num_threads() if threads is None else threads
+    reduction = reduce_nd(nd, get_budget())
+    if not reduction.text:
+        return make_plan(reduction.geometry, method, count)
+    if method != "auto":
+        _refuse(method, reduction)
+    plan = make_plan(reduction.geometry, method, count, reduction.budget)
+    rest = reduction.remainder()
+    remainder = None if rest is None else make_plan(rest, plan.method, plan.threads,
+                                                    reduction.budget)
+    return replace(plan, reduction=reduction, remainder=remainder)
+
+
+def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", groups=1,
+                 method="auto", threads=None, persist=None):
+    """(N, K, *out) correlation of canonical arrays of any rank 1-3 (contract: module
+    docstring). A Plan given as ``method`` must come from :func:`plan_nd` for this call (the
+    caller checks)."""
+    import numba
+
+    count = numba.get_num_threads() if threads is None else threads
+    if bias is None:
+        bias = np.zeros(w.shape[0], x.dtype)
+    nd = NdGeometry(input_shape=x.shape, weight_shape=w.shape, stride=tuple(stride),
+                    dilation=tuple(dilation), padding=tuple(tuple(p) for p in padding),
+                    groups=groups, padding_mode=padding_mode, dtype=x.dtype)
+    if method == "measure":
+        reduction = reduce_nd(nd, get_budget())
+
+        def run(problem):
+            return run_measured(problem, count, persist)
+    else:
+        plan = method if isinstance(method, Plan) else plan_nd(nd, method, count)
+        reduction = plan.reduction or reduce_nd(nd, plan.workspace_budget)
+
+        def run(problem):
+            chunk_plan = plan if problem.geometry == plan.geometry else plan.remainder
+            return execute(chunk_plan, problem)
+
+    fill = np.zeros(1, x.dtype)
+    if nd.rank < 3:
+        g = reduction.geometry
+        shape4 = (g.batch, g.channels, g.height, g.width)
+        weight4 = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
+        out = run(Problem(g, x.reshape(shape4), w.reshape(weight4), bias, fill))
+        return out.reshape(nd.out_shape)
+    return _run_folded(nd, reduction, x, w, bias, fill, run)
+
+
+def _run_folded(nd, reduction, x, w, bias, fill, run):
+    """Rank 3: gather each chunk's depth slices into channels, run it as 2-D, scatter it."""
+    n, c, depth, height, width = x.shape
+    k, cg, kd, kh, kw = w.shape
+    out_depth, out_height, out_width = nd.out_spatial
+    out = np.empty(nd.out_shape, x.dtype)
+    weight = w.reshape(k, cg * kd, kh, kw)
+    depth_map = axis_map(depth, *nd.padding[0], nd.padding_mode)
+    taps = np.arange(kd) * nd.dilation[0]
+    images, depths = reduction.images, reduction.depths
+    for n0 in range(0, n, images):
+        n1 = min(n, n0 + images)
+        for d0 in range(0, out_depth, depths):
+            d1 = min(out_depth, d0 + depths)
+            gathered = np.empty((n1 - n0, d1 - d0, c, kd, height, width), x.dtype)
+            for j, od in enumerate(range(d0, d1)):
+                for t, source in enumerate(depth_map[od * nd.stride[0] + taps]):
+                    if source < 0:
+                        gathered[:, j, :, t] = 0
+                    else:
+                        gathered[:, j, :, t] = x[n0:n1, :, source]
+            batch = (n1 - n0) * (d1 - d0)
+            g = replace(reduction.geometry, batch=batch)
+            result = run(Problem(g, gathered.reshape(batch, c * kd, height, width), weight, bias,
+                                 fill))
+            del gathered
+            out[n0:n1, :, d0:d1] = result.reshape(
+                n1 - n0, d1 - d0, k, out_height, out_width).transpose(0, 2, 1, 3, 4)
+            del result
+    return out
+
