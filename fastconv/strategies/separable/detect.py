@@ -18,10 +18,11 @@ Rank 1, elementwise (the common case: Gaussian, box, binomial, Sobel, Scharr, Pr
 
 Rank r >= 2 (difference of Gaussians, smoothed derivatives), normwise per window
     The slice's SVD in float64 (complex128 for complex data), ``sigma_1 >= sigma_2 >= ...``: r is
-    the least rank whose dropped singular values sum to at most ``RANK_UNITS * u * sigma_1``;
-    ``col_t = sigma_t * U[:, t]`` and ``row_t = V[t, :]``. Dropping them changes an output by at
-    most ``(sum of dropped sigma) * ||x_window||_2``, the rounding of the factors and passes adds
-    about ``(kh + kw) * u * (sum of kept sigma) * ||x_window||_2``: a bound on each output by
+    the least rank whose dropped part has a Frobenius norm ``D = sqrt(sum of dropped sigma**2)``
+    of at most ``RANK_UNITS * u * sigma_1``; ``col_t = sigma_t * U[:, t]`` and ``row_t = V[t, :]``.
+    Dropping it changes an output by at most ``D * ||x_window||_2`` (Cauchy-Schwarz on the
+    window), the rounding of the factors and passes adds about
+    ``(kh + kw) * u * (sum of kept sigma) * ||x_window||_2``: a bound on each output by
     its own window (small outputs beside large ones keep their accuracy, unlike FFT), but
     relative to the window's norm rather than to ``sum |w| * |x|``, which it exceeds where the
     terms cancel (near the zero crossing of a difference of Gaussians). With RANK_UNITS = 8 the
@@ -29,8 +30,10 @@ Rank r >= 2 (difference of Gaussians, smoothed derivatives), normwise per window
     ``||w|| * ||x_window||``, a tenth and a fiftieth of the tests' elementwise tolerances
     (1e-5, 1e-13 of ``sum |w| * |x|``, which is within a factor of about two of the norms'
     product for smooth kernels and noise-like data).
-    Measured dropped tails of rounded kernels: Gaussians 0.03u (3x3) to 1.5u (127x127), the
-    rank-2 tails of differences of Gaussians 0.1u to 4u: all detected at their true rank.
+    Measured (as sums of the dropped sigma, which bound D) on kernels rounded to the dtype:
+    Gaussians 0.03u (3x3) to 1.5u (127x127), the rank-2 tails of differences of Gaussians 0.1u
+    to 4u: all detected at their true rank; sums of random outer products (noise-like rounding,
+    D about u * ||W||_F / 2) too.
 
 Integers (the SciPy drop-ins compute them in int64)
     Only exact integer outer products run separably, in exact integer arithmetic: the slice is
@@ -111,8 +114,8 @@ def _svd_rank(slices, dtype):
     """(ranks, cols (S, kh, m), rows (S, m, kw)) of ``slices`` by their SVDs, m = min(kh, kw)."""
     wide = np.complex128 if dtype.kind in "c" else np.float64
     u_, sigma, vh = np.linalg.svd(slices.astype(wide), full_matrices=False)
-    # tail[:, r] = sum of sigma[r:]: the singular values dropped at rank r.
-    tail = np.cumsum(sigma[:, ::-1], axis=1)[:, ::-1]
+    # tail[:, r] = sqrt(sum of sigma[r:] ** 2): the Frobenius norm of what rank r drops.
+    tail = np.sqrt(np.cumsum(sigma[:, ::-1] ** 2, axis=1)[:, ::-1])
     tail = np.concatenate([tail, np.zeros((len(sigma), 1))], axis=1)
     tolerance = rank_tolerance(dtype) * sigma[:, :1]
     ranks = np.argmax(tail <= tolerance, axis=1)

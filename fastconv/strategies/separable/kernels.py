@@ -73,41 +73,69 @@ def _vertical(v, xc, rowmap, fillrow, first_row, dh, col):
 
 
 @inline_helper
-def _horizontal(orow, v, row, sw, dw, write, b):
-    """orow (= b if ``write``, else +=) sum over q of row[q] * v[j * sw + q * dw]."""
+def _horizontal(orow, v, row, dw, write, b):
+    """orow (= b if ``write``, else +=) sum over q of row[q] * v[j + q * dw] (unit stride:
+    contiguous slices, so the loops vectorise)."""
     kw = row.shape[0]
     wo = orow.shape[0]
-    span = (wo - 1) * sw + 1
-    if write:
-        for j in range(wo):
-            orow[j] = b
     for q0 in range(0, kw, 4):
         count = min(4, kw - q0)
         a0 = q0 * dw
-        s0 = v[a0:a0 + span:sw]
+        s0 = v[a0:a0 + wo]
         w0 = row[q0]
         if count == 1:
-            for j in range(wo):
-                orow[j] += w0 * s0[j]
+            if write and q0 == 0:
+                for j in range(wo):
+                    orow[j] = b + w0 * s0[j]
+            else:
+                for j in range(wo):
+                    orow[j] += w0 * s0[j]
             continue
         a1 = a0 + dw
-        s1 = v[a1:a1 + span:sw]
+        s1 = v[a1:a1 + wo]
         w1 = row[q0 + 1]
         if count == 2:
-            for j in range(wo):
-                orow[j] += w0 * s0[j] + w1 * s1[j]
+            if write and q0 == 0:
+                for j in range(wo):
+                    orow[j] = b + w0 * s0[j] + w1 * s1[j]
+            else:
+                for j in range(wo):
+                    orow[j] += w0 * s0[j] + w1 * s1[j]
             continue
         a2 = a1 + dw
-        s2 = v[a2:a2 + span:sw]
+        s2 = v[a2:a2 + wo]
         w2 = row[q0 + 2]
         if count == 3:
-            for j in range(wo):
-                orow[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+            if write and q0 == 0:
+                for j in range(wo):
+                    orow[j] = b + w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+            else:
+                for j in range(wo):
+                    orow[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
             continue
-        s3 = v[a2 + dw:a2 + dw + span:sw]
+        s3 = v[a2 + dw:a2 + dw + wo]
         w3 = row[q0 + 3]
+        if write and q0 == 0:
+            for j in range(wo):
+                orow[j] = b + w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+        else:
+            for j in range(wo):
+                orow[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+
+
+@inline_helper
+def _horizontal_strided(orow, v, row, sw, dw, write, b):
+    """orow (= b if ``write``, else +=) sum over q of row[q] * v[j * sw + q * dw]: strided
+    loads, one tap per pass (column stride > 1 only)."""
+    wo = orow.shape[0]
+    if write:
         for j in range(wo):
-            orow[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+            orow[j] = b
+    for q in range(row.shape[0]):
+        a = q * dw
+        wq = row[q]
+        for j in range(wo):
+            orow[j] += wq * v[a + j * sw]
 
 
 @parallel_kernel
@@ -162,7 +190,10 @@ def correlate_separable(x, cols, rows, bias, rowmap, colmap, left, fill, sh, sw,
                 for m in range(left + width, padded_width):
                     cm = colmap[m]
                     v[m] = interior[cm] if cm >= 0 else border
-                _horizontal(orow, v, rows[k, t], sw, dw, t == 0, b)
+                if sw == 1:
+                    _horizontal(orow, v, rows[k, t], dw, t == 0, b)
+                else:
+                    _horizontal_strided(orow, v, rows[k, t], sw, dw, t == 0, b)
             for j in range(wo):
                 check += orow[j] * 0
         checks[item] = check

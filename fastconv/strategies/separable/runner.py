@@ -60,4 +60,5 @@ def _terms(factors, cg, have, want):
     k, _, n = factors.shape
     wider = np.zeros((k, cg, want, n), factors.dtype)
     wider[:, :, :have] = factors.reshape(k, cg, have, n)
+    wider.flags.writeable = False  # as the cached factors: one Numba type, one compilation
     return wider.reshape(k, cg * want, n)
