@@ -17,6 +17,11 @@ def declines(geometry, budget):
     if g.dtype.kind in "iu" and g.kernel_rank > 1:
         return (f"integer kernels run separably only as exact integer outer products (rank 1); "
                 f"this one has rank {g.kernel_rank}")
+    terms = max(g.kernel_rank, 1)
+    if terms * (g.kernel_height + g.kernel_width) >= g.kernel_height * g.kernel_width:
+        # Never cheaper, and the rounding of many terms is bounded only normwise (detect.py).
+        return (f"rank {g.kernel_rank}: {terms} pairs of passes take no fewer multiply-adds than "
+                f"the {g.kernel_height}x{g.kernel_width} kernel itself")
     if model.workspace_bytes(g, 1) > budget:
         return "its row buffers exceed the workspace budget"
     return None
