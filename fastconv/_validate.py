@@ -16,8 +16,8 @@ import numpy as np
 from .core.geometry import PADDING_MODES, Geometry, Problem
 from .core.messages import Shown
 from .core.messages import fail as _fail
-from .planning.plan import Plan
 from .core.workspace import get_budget
+from .planning.plan import Plan
 from .strategies import REGISTRY, methods
 from .strategies.separable.detect import detection, worth_detecting
 
