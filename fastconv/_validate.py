@@ -212,7 +212,13 @@ def with_kernel_rank(geometry, w):
     shapes make it worth detecting (strategies/separable/detect.py, cached per weight array)."""
     if not worth_detecting(geometry):
         return geometry
-    return replace(geometry, kernel_rank=detection(w).rank)
+    return _ranked(geometry, detection(w).rank)
+
+
+@lru_cache(maxsize=256)
+def _ranked(geometry, rank):
+    # dataclasses.replace builds the geometry anew (15 us); a repeated call finds it here.
+    return replace(geometry, kernel_rank=rank)
 
 
 def plan_weights(weights, weight_shape, w4, dtype):
