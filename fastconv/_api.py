@@ -1,6 +1,7 @@
 """Public entry points: validate, plan, run, return."""
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numba
 import numpy as np
@@ -22,9 +23,13 @@ from ._validate import (
     nd_shapes,
     output_shape_geometry,
     plan_dtype,
+    plan_weights,
+    rank_hint,
     scipy_problem,
     shape_tuple,
     threads_count,
+    weights_key,
+    with_kernel_rank,
 )
 from .core import workspace
 from .planning.execute import execute
@@ -37,7 +42,7 @@ def _run(problem, method, threads, persist):
     if method == "measure":
         return run_measured(problem, threads, persist)
     if isinstance(method, Plan):
-        check_plan(method, problem.geometry)
+        check_plan(method, problem.geometry, problem.w)
         plan = method
     else:
         plan = make_plan(problem.geometry, method, threads)
@@ -327,7 +332,8 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
 
 
 def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
-         groups=1, padding_mode="zeros", method="auto", threads=None, rank=None):
+         groups=1, padding_mode="zeros", method="auto", threads=None, rank=None, weights=None,
+         kernel_rank=None):
     """Plan a :func:`conv2d` (or :func:`conv1d`, :func:`conv3d`) call from its shapes alone: the
     strategy and thread count that ``method='auto'`` would use, with every candidate's estimated
     time and workspace.
@@ -351,6 +357,15 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     rank : {None, 1, 2, 3}, optional
         The spatial rank; needed only when both shapes are 3-D (a ``(N, C, L)`` batch for
         :func:`conv1d` or a ``(D, H, W)`` volume for :func:`conv3d`).
+    weights : array_like, optional
+        The weights themselves (of shape ``weight_shape``): the plan then knows the kernel's
+        numerical rank, as :func:`conv2d` does from the weights it gets, so the ``separable``
+        strategy can be priced. The rank is detected once per weight array (cached); the plan
+        stays a pure function of its inputs, the weights' values included.
+    kernel_rank : int, optional
+        A rank hint instead of ``weights``: the largest rank of the ``(kh, kw)`` kernel slices.
+        A plan made with it runs only weights of at most that rank (``conv2d`` checks). Without
+        either, the rank is unknown and the ``separable`` strategy declines.
 
     Returns
     -------
@@ -359,8 +374,9 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         registered strategy: estimated seconds and workspace bytes, or why it declines) and
         ``reason``; its repr explains the choice. Pass it back as ``conv2d(..., method=plan)``
         to skip planning on calls with these shapes. Plans are a pure function of the shapes,
-        options, thread limit, workspace budget and machine constants (shipped defaults, or
-        those stored by ``python -m fastconv calibrate``).
+        options, kernel rank (from ``weights`` or ``kernel_rank``), thread limit, workspace
+        budget and machine constants (shipped defaults, or those stored by
+        ``python -m fastconv calibrate``).
 
     Examples
     --------
@@ -390,6 +406,16 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
       2.5 MiB gathered per problem), each:
     >>> p3.geometry.out_shape
     (32, 8, 32, 32)
+    With the weights, a separable kernel such as a Gaussian is seen as one (rank 1):
+
+    >>> g = np.exp(-np.linspace(-3, 3, 31) ** 2 / 2)
+    >>> p = fastconv.plan((2048, 2048), (31, 31), dtype=np.float32, padding="same",
+    ...                   weights=np.outer(g, g))
+    >>> p.geometry.kernel_rank, p.method
+    (1, 'separable')
+    >>> p == fastconv.plan((2048, 2048), (31, 31), dtype=np.float32, padding="same",
+    ...                    kernel_rank=1)
+    True
     """
     current = numba.get_num_threads() if threads is None else None
 
@@ -406,13 +432,20 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
                              nd_plan_dtype(dtype, spatial_rank))
             return plan_nd(nd, method, count)
         x4, w4, _ = layer_shapes(x_shape, w_shape, groups, names=("input_shape", "weight_shape"))
+        compute_dtype = plan_dtype(dtype)
         geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
-                                  plan_dtype(dtype))
+                                  compute_dtype)
+        hint = rank_hint(kernel_rank, weights)
+        if weights is not None:
+            geometry = with_kernel_rank(
+                geometry, plan_weights(weights, weight_shape, w4, compute_dtype))
+        elif hint is not None:
+            geometry = replace(geometry, kernel_rank=hint)
         return make_plan(geometry, method, count)
 
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
     arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
-                      padding_mode, method, threads, rank))
+                      padding_mode, method, threads, rank, kernel_rank)), weights_key(weights)
     return memoised((arguments, current), compute)
 
 

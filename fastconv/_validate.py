@@ -6,8 +6,9 @@ planner and the runners read. Every user-facing error is raised here, following 
 ``"`name` must be <expectation>; got <value>."``.
 """
 
+import hashlib
 import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -15,9 +16,11 @@ import numpy as np
 from .core.geometry import PADDING_MODES, Geometry, NdGeometry, Problem
 from .core.messages import Shown
 from .core.messages import fail as _fail
+from .core.workspace import get_budget
 from .planning.plan import Plan
 from .planning.ranks import reduce_nd
-from .strategies import methods
+from .strategies import REGISTRY, methods
+from .strategies.separable.detect import detection, worth_detecting
 
 PADDING_WORDS = ("valid", "same", "full")
 _INT_TYPE = {int}
@@ -194,14 +197,62 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
     geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
     bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
         b.reshape(out_channels), dtype)
+    weights = np.ascontiguousarray(w.reshape(w4), dtype)
     problem = Problem(
-        geometry=geometry,
+        geometry=with_kernel_rank(geometry, weights),
         x=np.ascontiguousarray(x.reshape(x4), dtype),
-        w=np.ascontiguousarray(w.reshape(w4), dtype),
+        w=weights,
         bias=bias_array,
         fill=np.zeros(1, dtype),
     )
     return problem, lead
+
+
+def with_kernel_rank(geometry, w):
+    """``geometry`` with the rank of the weights ``w`` (canonical, of the compute dtype) when
+    shapes make it worth detecting (strategies/separable/detect.py, cached per weight array)."""
+    if not worth_detecting(geometry):
+        return geometry
+    return _ranked(geometry, detection(w).rank)
+
+
+@lru_cache(maxsize=256)
+def _ranked(geometry, rank):
+    # dataclasses.replace builds the geometry anew (15 us); a repeated call finds it here.
+    return replace(geometry, kernel_rank=rank)
+
+
+def plan_weights(weights, weight_shape, w4, dtype):
+    """The ``weights`` given to ``plan()``: checked against ``weight_shape``, canonical, of the
+    compute dtype ``dtype``."""
+    w = as_array(weights, "weights")
+    if w.shape != tuple(weight_shape):
+        _fail(ValueError, "weights", f"of shape weight_shape={tuple(weight_shape)}",
+              Shown(f"shape {w.shape}"))
+    return np.ascontiguousarray(w.reshape(w4), dtype)
+
+
+def rank_hint(kernel_rank, weights):
+    """Check ``plan()``'s ``kernel_rank``: None or an int >= 0, not given with ``weights``."""
+    if kernel_rank is None:
+        return None
+    if not is_int(kernel_rank):
+        _fail(TypeError, "kernel_rank", "None or an int", kernel_rank)
+    if kernel_rank < 0:
+        _fail(ValueError, "kernel_rank", "None or an int >= 0", kernel_rank)
+    if weights is not None:
+        _fail(ValueError, "kernel_rank", "None when `weights` is given (their rank is detected)",
+              kernel_rank)
+    return int(kernel_rank)
+
+
+def weights_key(weights):
+    """A hashable key of ``plan()``'s ``weights`` for memoising (their repr is truncated)."""
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    data = np.ascontiguousarray(w)
+    return (hashlib.blake2b(data.data, digest_size=16).digest(), w.shape, w.dtype.str)
 
 
 def conv2d_dtype(*arrays):
@@ -310,10 +361,11 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve):
         kernel_height=kh, kernel_width=kw, padding=pad, stride=(1, 1), dilation=(1, 1), groups=1,
         padding_mode=padding_mode, dtype=compute,
     )
+    weights = np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute)
     problem = Problem(
-        geometry=geometry,
+        geometry=with_kernel_rank(geometry, weights),
         x=np.ascontiguousarray(image.reshape(1, 1, *image.shape), compute),
-        w=np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute),
+        w=weights,
         bias=np.zeros(1, compute),
         fill=fill.astype(compute),
     )
@@ -380,18 +432,37 @@ def _shown(value):
     return str(value) if isinstance(value, np.dtype) else repr(value)
 
 
-def check_plan(plan, geometry):
-    """Check that a Plan passed as ``method`` was made for ``geometry``."""
+def check_plan(plan, geometry, weights=None):
+    """Check that a Plan passed as ``method`` was made for ``geometry`` and, when its strategy
+    reads the kernel's rank, for weights (``weights``, canonical) of at most that rank. A plan
+    made without the rank (from shapes alone) serves any weights."""
     if plan.geometry != geometry:
         differ = ", ".join(
             f"{f.name} {_shown(getattr(plan.geometry, f.name))} != "
             f"{_shown(getattr(geometry, f.name))}"
             for f in fields(Geometry)
-            if getattr(plan.geometry, f.name) != getattr(geometry, f.name)
+            if f.name != "kernel_rank"
+            and getattr(plan.geometry, f.name) != getattr(geometry, f.name)
         )
+        if not differ:
+            _check_plan_rank(plan, geometry, weights)
+            return
         raise ValueError(f"`method` must be a Plan made for this call's problem; the plan "
                          f"differs in {differ} (plan != call). Make one with fastconv.plan(...) "
                          "for these shapes and options.")
+
+
+def _check_plan_rank(plan, geometry, weights):
+    planned, actual = plan.geometry.kernel_rank, geometry.kernel_rank
+    unranked = replace(plan.geometry, kernel_rank=None)
+    if planned is None or REGISTRY[plan.method].declines(unranked, get_budget()) is None:
+        return  # the plan's strategy does not read the rank
+    if actual is None and weights is not None:
+        actual = detection(weights).rank
+    if actual is None or actual > planned:
+        _fail(ValueError, "method", f"a Plan made for weights of rank at most {planned}",
+              Shown(f"weights of rank {actual}"),
+              "Make the plan with fastconv.plan(..., weights=weight).")
 
 
 def output_shape_geometry(input_shape, weight_shape, stride, padding, dilation):

@@ -74,10 +74,18 @@ def test_matches_oracle(method, dtype, case, padding_mode, rng):
     assert checked >= 10
 
 
+def _skip_if_declined(method, x, w, padding=0):
+    """Skip a strategy that declines these random weights (the separable one: full rank)."""
+    geometry = conv2d_problem(x, w, None, 1, padding, 1, 1, "zeros")[0].geometry
+    if declined(method, geometry):
+        pytest.skip(f"{method} declines these weights")
+
+
 @pytest.mark.parametrize("method", fastconv.METHODS)
 def test_input_forms_2d_3d_4d(method, rng):
     x = rng.standard_normal((3, 9, 8))
     w = rng.standard_normal((2, 3, 3, 3))
+    _skip_if_declined(method, x[None], w)
     four = fastconv.conv2d(x[None], w, method=method)
     assert four.shape == (1, 2, 7, 6)
     np.testing.assert_array_equal(fastconv.conv2d(x, w, method=method), four[0])
@@ -93,6 +101,7 @@ def test_input_forms_2d_3d_4d(method, rng):
 def test_layouts_and_read_only_inputs_are_not_modified(method, rng):
     base = rng.standard_normal((2, 2, 12, 14))
     w = rng.standard_normal((3, 2, 3, 3))
+    _skip_if_declined(method, base, w, padding=1)
     expected = fastconv.conv2d(np.ascontiguousarray(base), w, padding=1, method=method)
     fortran = np.asfortranarray(base)
     negative = base[:, :, ::-1, ::-1][:, :, ::-1, ::-1]
@@ -136,6 +145,7 @@ def test_non_finite_values_stay_local(method, bad, rng):
     x = rng.standard_normal((1, 1, 40, 50))
     x[0, 0, 20, 30] = bad
     w = rng.standard_normal((1, 1, 3, 3))
+    _skip_if_declined(method, x, w)
     got = fastconv.conv2d(x, w, method=method)[0, 0]
     window = np.zeros(got.shape, bool)
     window[18:21, 28:31] = True

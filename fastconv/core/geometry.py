@@ -41,10 +41,14 @@ class Geometry:
     groups: int
     padding_mode: str
     dtype: np.dtype
+    kernel_rank: int | None = None
+    """The largest numerical rank of the (out_channel, in_channel) kernel slices, found from the
+    weights (strategies/separable/detect.py) or given to ``plan()``; None: unknown. The one
+    field that depends on weight values: only the separable strategy reads it."""
 
     # Derived once at construction (attributes, not fields: equality, hashing and the repr are
     # the fields'): out_height, out_width, out_shape and macs, which planning reads many times,
-    # and the hash. Planning looks plans up by geometry on every call; hashing the 13 fields each
+    # and the hash. Planning looks plans up by geometry on every call; hashing the 14 fields each
     # time costs more (0.7 us) than the rest of a cached lookup, and on Python 3.11 each first
     # read of a functools.cached_property costs ~1 us (it takes a lock), a tenth of a new shape's
     # FFT model.

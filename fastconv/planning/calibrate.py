@@ -43,8 +43,13 @@ def _problems():
 def _problem(geometry, rng):
     g = geometry
     x = rng.standard_normal((g.batch, g.channels, g.height, g.width)).astype(g.dtype)
-    w = rng.standard_normal(
-        (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)).astype(g.dtype)
+    shape = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
+    if g.kernel_rank is None:
+        w = rng.standard_normal(shape).astype(g.dtype)
+    else:  # weights of the rank the geometry says (the separable strategy's problems)
+        w = sum(rng.standard_normal(shape[:2] + (g.kernel_height, 1))
+                * rng.standard_normal(shape[:2] + (1, g.kernel_width))
+                for _ in range(g.kernel_rank)).astype(g.dtype)
     return Problem(geometry=g, x=x, w=w, bias=np.zeros(g.out_channels, g.dtype),
                    fill=np.zeros(1, g.dtype))
 

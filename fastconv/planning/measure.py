@@ -68,7 +68,8 @@ def problem_key(geometry, threads, budget):
             f"{g.channels // g.groups}x{g.kernel_height}x{g.kernel_width} {g.dtype.name} "
             f"stride={g.stride[0]},{g.stride[1]} dilation={g.dilation[0]},{g.dilation[1]} "
             f"padding={','.join(map(str, g.padding))} {g.padding_mode} groups={g.groups} "
-            f"threads={threads} budget={budget}")
+            f"threads={threads} budget={budget}"
+            + ("" if g.kernel_rank is None else f" rank={g.kernel_rank}"))
 
 
 def _persisted_winner(key, geometry, threads, budget):

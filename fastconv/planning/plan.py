@@ -116,7 +116,8 @@ class Plan:
             f"Plan: ({g.batch}, {g.channels}, {g.height}, {g.width}) * {weight} -> "
             f"{g.out_shape} {g.dtype}",
             f"  stride {g.stride}, dilation {g.dilation}, padding {g.padding} {g.padding_mode}, "
-            f"groups {g.groups}; {g.macs:.3g} multiply-adds",
+            f"groups {g.groups}; {g.macs:.3g} multiply-adds"
+            + ("" if g.kernel_rank is None else f"; kernel rank {g.kernel_rank}"),
             f"  {'method':<10}{'estimate':>11}{'workspace':>12}{'threads':>9}",
         ]
         for c in self.candidates:

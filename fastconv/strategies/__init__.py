@@ -10,10 +10,11 @@ elsewhere (a plugin, a test) is added with :func:`register` or, for a block of c
 from contextlib import contextmanager
 
 from ..core.messages import fail
-from . import direct, fft, im2col, winograd
+from . import direct, fft, im2col, separable, winograd
 from .protocol import ERROR_MODELS, Strategy
 
-_BUILT_IN = (direct.STRATEGY, im2col.STRATEGY, fft.STRATEGY, winograd.STRATEGY)
+_BUILT_IN = (direct.STRATEGY, im2col.STRATEGY, fft.STRATEGY, winograd.STRATEGY,
+             separable.STRATEGY)
 
 REGISTRY: dict[str, Strategy] = {strategy.name: strategy for strategy in _BUILT_IN}
 """Strategy name -> Strategy, in the order the planner lists them."""
