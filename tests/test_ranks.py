@@ -1,5 +1,6 @@
 """conv1d and conv3d (the rank reduction of fastconv/planning/ranks.py) against the N-D SciPy
-oracle, for every registered method; plans, chunking, errors and compiled signatures of the new ranks."""
+oracle, for every registered method; plans, chunking, errors and compiled signatures of the new
+ranks."""
 
 import itertools
 
