@@ -656,7 +656,7 @@ def read_cache(warn=True):
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # missing (also under an unusable $HOME)
         return {}
     except OSError as error:
         if warn:

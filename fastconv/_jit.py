@@ -3,7 +3,10 @@
 Settings
 --------
 FASTCONV_NO_CACHE=1
-    Do not read or write Numba's on-disk cache (for read-only installs or when debugging).
+    Do not read or write Numba's on-disk cache (for read-only installs or when debugging). Read
+    at a function's first compilation. Without it, a process that finds no writable cache
+    location (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, the user cache directory)
+    compiles in memory and warns once.
 FASTCONV_WORKSPACE_BYTES=N
     Default workspace budget in bytes (see :func:`fastconv.set_workspace_budget`).
 FASTCONV_CACHE_DIR=PATH
@@ -15,15 +18,22 @@ The last two are read at each use (so a process, or a test, can change them at r
 """
 
 import os
+import threading
+import warnings
 
 import numba
+from numba.core.caching import FunctionCache, NullCache
 
 # 'contract' gives FMAs, 'reassoc'/'nsz'/'arcp' let reductions vectorise. Never fastmath=True:
 # its nnan/ninf flags would change how NaN and Inf propagate.
 FASTMATH_FLAGS = frozenset({"contract", "reassoc", "nsz", "arcp"})
 
-CACHE_ENABLED = os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
-
+NO_CACHE_WARNING = (
+    "fastconv found no writable location for Numba's on-disk cache (NUMBA_CACHE_DIR, the "
+    "package's __pycache__ folder, the user cache directory): its kernels are compiled in memory, "
+    "again in every process. Set NUMBA_CACHE_DIR to a writable directory to keep them, or "
+    "FASTCONV_NO_CACHE=1 to compile in memory without this warning."
+)
 DEFAULT_WORKSPACE_BYTES = int(os.environ.get("FASTCONV_WORKSPACE_BYTES", 64 * 2**20))
 
 
@@ -37,13 +47,79 @@ def persist_setting():
     return os.environ.get("FASTCONV_PERSIST", "") not in ("", "0")
 
 
+def cache_enabled():
+    """Whether ``FASTCONV_NO_CACHE`` leaves Numba's on-disk cache on."""
+    return os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
+
+
+_warned = threading.Event()
+
+
+def _open_cache(py_func):
+    """Numba's on-disk cache of ``py_func``, or a null cache when it is switched off or has no
+    writable location (then one RuntimeWarning per process)."""
+    if not cache_enabled():
+        return NullCache()
+    try:
+        return FunctionCache(py_func)
+    except RuntimeError as error:
+        if "no locator available" not in str(error):
+            raise
+        if not _warned.is_set():
+            _warned.set()
+            warnings.warn(NO_CACHE_WARNING, RuntimeWarning, stacklevel=2)
+        return NullCache()
+
+
+class _DeferredCache:
+    """A function's on-disk cache, located at its first compilation.
+
+    ``numba.njit(cache=True)`` looks for a writable cache directory when the module is imported
+    and raises RuntimeError where there is none (a read-only install with a read-only $HOME):
+    deferring that search keeps ``import fastconv`` free of file-system work and lets the first
+    compilation fall back to memory. It stands in for the dispatcher's ``_cache`` (the object
+    ``Dispatcher.enable_caching`` sets; Numba calls it only while compiling, under its compiler
+    lock) and forwards every call to the cache it opens then.
+    """
+
+    def __init__(self, py_func):
+        self._py_func = py_func
+        self._cache = None
+
+    def _opened(self):
+        if self._cache is None:
+            self._cache = _open_cache(self._py_func)
+        return self._cache
+
+    @property
+    def cache_path(self):
+        return self._opened().cache_path
+
+    def load_overload(self, sig, target_context):
+        return self._opened().load_overload(sig, target_context)
+
+    def save_overload(self, sig, cres):
+        self._opened().save_overload(sig, cres)
+
+    def enable(self):
+        self._opened().enable()
+
+    def disable(self):
+        self._opened().disable()
+
+    def flush(self):
+        self._opened().flush()
+
+
 def _compile(func, fastmath=True, **options):
-    """numba.njit with the options every fastconv function shares: cached, GIL-free, NumPy's
-    error model, no bounds checks, and (``fastmath``) the fast-math flags above."""
+    """numba.njit with the options every fastconv function shares: cached (see _DeferredCache),
+    GIL-free, NumPy's error model, no bounds checks, and (``fastmath``) the fast-math flags
+    above. Nothing compiles here: Numba compiles a signature at its first call."""
     if fastmath:
         options["fastmath"] = set(FASTMATH_FLAGS)
-    return numba.njit(cache=CACHE_ENABLED, nogil=True, error_model="numpy", boundscheck=False,
-                      **options)(func)
+    dispatcher = numba.njit(nogil=True, error_model="numpy", boundscheck=False, **options)(func)
+    dispatcher._cache = _DeferredCache(func)
+    return dispatcher
 
 
 def parallel_kernel(func):
