@@ -97,6 +97,7 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     threads : int, optional
         Threads for this call only (at most; the planner may use fewer on small problems);
         default: ``numba.get_num_threads()``, or the plan's limit when ``method`` is a Plan.
+        A count above Numba's pool (``NUMBA_NUM_THREADS``) uses the whole pool.
     persist : bool, optional
         With ``method='measure'``: also store the winner in the per-user cache file, so that
         later processes skip the timing. Default: the ``FASTCONV_PERSIST`` environment setting.
@@ -174,7 +175,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         As in :func:`conv2d`. A Plan must describe the equivalent ``conv2d`` problem: a
         ``(1, 1, H, W)`` input, the padding of ``mode`` and ``boundary``, and the compute dtype.
     threads : int, optional
-        Threads for this call only; default: ``numba.get_num_threads()``.
+        Threads for this call only; default: ``numba.get_num_threads()``. A count above
+        Numba's pool (``NUMBA_NUM_THREADS``) uses the whole pool.
     persist : bool, optional
         As in :func:`conv2d` (with ``method='measure'``).
 
@@ -242,7 +244,8 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         ``'auto'`` (default) or a name from ``fastconv.METHODS`` to see the estimates of a
         forced strategy.
     threads : int, optional
-        Thread limit; default: ``numba.get_num_threads()``.
+        Thread limit; default: ``numba.get_num_threads()``; at most ``NUMBA_NUM_THREADS``
+        (a larger count is clamped to it).
 
     Returns
     -------
