@@ -17,6 +17,7 @@ FASTCONV_PERSIST=1
 The last two are read at each use (so a process, or a test, can change them at run time).
 """
 
+import contextlib
 import os
 import threading
 import warnings
@@ -71,6 +72,28 @@ def _open_cache(py_func):
         return NullCache()
 
 
+@contextlib.contextmanager
+def _cache_lock(directory):
+    """An exclusive lock, between processes, on the Numba cache files in ``directory``. Numba
+    rewrites a function's whole index at each save, so processes compiling at once (``python -m
+    fastconv warmup``'s workers, a multiprocessing pool) lose each other's entries, and readers
+    racing writers have crashed (numba/numba#4807). Without flock (Windows), or where the lock
+    file cannot be created, files are only replaced atomically, as Numba does."""
+    try:
+        import fcntl
+
+        handle = open(os.path.join(directory, "fastconv.lock"), "a")  # noqa: SIM115
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class _DeferredCache:
     """A function's on-disk cache, located at its first compilation.
 
@@ -95,11 +118,17 @@ class _DeferredCache:
     def cache_path(self):
         return self._opened().cache_path
 
+    def _locked(self):
+        path = self._opened().cache_path
+        return _cache_lock(path) if path is not None else contextlib.nullcontext()
+
     def load_overload(self, sig, target_context):
-        return self._opened().load_overload(sig, target_context)
+        with self._locked():
+            return self._opened().load_overload(sig, target_context)
 
     def save_overload(self, sig, cres):
-        self._opened().save_overload(sig, cres)
+        with self._locked():
+            self._opened().save_overload(sig, cres)
 
     def enable(self):
         self._opened().enable()
