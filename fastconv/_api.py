@@ -7,6 +7,8 @@ from ._measure import run_measured
 from ._methods import METHODS, REGISTRY
 from ._plan import Plan, make_plan, memoised
 from ._threads import numba_threads
+from ._typing import Array, ArrayLike, Boundary, DTypeLike, Method, Mode, Padding, PaddingMode
+from ._typing import Pair, PlanMethod, Scalar, Shape
 from ._validate import (
     Geometry,
     conv2d_problem,
@@ -65,8 +67,10 @@ def _run(problem, method, threads, persist):
         return REGISTRY[plan.method].run(problem, plan.threads)
 
 
-def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", method="auto", threads=None, persist=None):
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+           stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
+           padding_mode: PaddingMode = "zeros", method: Method = "auto",
+           threads: int | None = None, persist: bool | None = None) -> Array:
     """2-D cross-correlation as in deep learning (PyTorch's ``conv2d``; the kernel is not flipped).
 
     Parameters
@@ -155,8 +159,9 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
     return out.astype(dtype, copy=False)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-                threads=None, persist=None):
+def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
+                fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
+                persist: bool | None = None) -> Array:
     """Cross-correlate two 2-D arrays: a drop-in for :func:`scipy.signal.correlate2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel.
@@ -206,8 +211,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
                        convolve=False)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-               threads=None, persist=None):
+def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
+               fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
+               persist: bool | None = None) -> Array:
     """Convolve two 2-D arrays: a drop-in for :func:`scipy.signal.convolve2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel; see
@@ -225,8 +231,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
                        convolve=True)
 
 
-def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
-         groups=1, padding_mode="zeros", method="auto", threads=None):
+def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float64,
+         stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
+         padding_mode: PaddingMode = "zeros", method: PlanMethod = "auto",
+         threads: int | None = None) -> Plan:
     """Plan a :func:`conv2d` call from its shapes alone: the strategy and thread count that
     ``method='auto'`` would use, with every candidate's estimated time and workspace.
 
@@ -292,7 +300,8 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     return memoised((arguments, current), compute)
 
 
-def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
+def output_shape(input_shape: Shape, weight_shape: Shape, *, stride: Pair = 1,
+                 padding: Padding = 0, dilation: Pair = 1) -> tuple[int, ...]:
     """Shape that :func:`conv2d` returns for these shapes and options (no arrays needed).
 
     Examples
