@@ -7,8 +7,20 @@ from ._measure import run_measured
 from ._methods import METHODS, REGISTRY
 from ._plan import Plan, make_plan, memoised
 from ._threads import numba_threads
-from ._typing import Array, ArrayLike, Boundary, DTypeLike, Method, Mode, Padding, PaddingMode
-from ._typing import Pair, PlanMethod, Scalar, Shape
+from ._typing import (
+    Array,
+    ArrayLike,
+    Boundary,
+    DTypeLike,
+    Method,
+    Mode,
+    Padding,
+    PaddingMode,
+    Pair,
+    PlanMethod,
+    Scalar,
+    Shape,
+)
 from ._validate import (
     Geometry,
     conv2d_problem,

@@ -1,6 +1,7 @@
 """Calls of the public API for mypy (test_typing.py): the correct ones pass, and each line
 marked "E: <code>" must be reported with that error code. Inside a function that nothing
 calls: pytest's doctest collection imports this file."""
+# ruff: noqa: F841 (annotated assignments are what mypy checks)
 
 import numpy as np
 
