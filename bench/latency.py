@@ -1,14 +1,18 @@
 """Latency a user meets before the first result: ``import fastconv`` and the first call.
 
     python bench/latency.py [--methods auto direct ...] [--calls image layer]
-                            [--dtypes float32 float64] [--threads N] [--repeat 5] [--json PATH]
+                            [--dtypes float32 float64] [--threads N] [--repeat 5] [--warmup]
+                            [--json PATH]
 
 Every number comes from a new Python process (interpreter start-up excluded):
 
 * import: ``import fastconv``, and ``import numba`` alone for comparison (median of --repeat);
 * first call, cold cache: NUMBA_CACHE_DIR is a new empty folder, so the call compiles its kernels;
 * first call, warm cache: a second process on that folder, so the call loads them from disk;
-* later call: the second call of the warm process, i.e. the work itself.
+* later call: the second call of the warm process, i.e. the work itself;
+* warmup (``--warmup``): ``python -m fastconv warmup --dtypes ...`` (every strategy and the
+  planner) into a new empty NUMBA_CACHE_DIR, wall time, then the first call of each --calls x
+  --dtypes with method 'auto' in a new process on that folder (nothing left to compile).
 
 Calls: ``image`` is ``correlate2d`` of a 256x256 image with a 5x5 kernel, 'same'; ``layer`` is
 ``conv2d`` of a 1x16x32x32 input with 16x16x3x3 weights, padding 1. Prints a markdown table;
@@ -22,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import machine
@@ -69,6 +74,22 @@ def _child(code, args=(), cache_dir=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def measure_warmup(calls, dtypes, threads):
+    """Seconds of a full warmup from an empty cache, and of each first call after it."""
+    with tempfile.TemporaryDirectory(prefix="fastconv-warmup-") as cache_dir:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, FASTCONV_NO_CACHE="0")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "fastconv", "warmup", "--dtypes", *dtypes],
+                              env=env, capture_output=True, text=True, timeout=3600)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"the warmup failed:\n{done.stderr}")
+        first = [{"call": kind, "dtype": dtype,
+                  **_child(CALL_CHILD, ("auto", kind, dtype, threads), cache_dir)}
+                 for kind in calls for dtype in dtypes]
+    return {"dtypes": list(dtypes), "seconds": seconds, "first_calls": first}
+
+
 def measure(methods, calls, dtypes, threads, repeat):
     data = {
         "machine": machine.describe(),
@@ -106,6 +127,7 @@ def markdown(data):
     imports = {module: statistics.median(values)
                for module, values in data["import_seconds"].items()}
     repeat = len(data["import_seconds"]["fastconv"])
+    warmup = data.get("warmup")
     lines = [
         f"### Latency ({data['threads']} thread(s), each number from a new process)", "",
         f"- `import fastconv`: {_seconds(imports['fastconv'])} (median of {repeat}; "
@@ -120,6 +142,12 @@ def markdown(data):
         lines.append("| " + " | ".join([row["method"], row["call"], row["dtype"], *cells]) + " |")
     lines += ["", "Calls: `image` = `correlate2d` of 256x256 with 5x5, 'same'; `layer` = `conv2d` "
               "of 1x16x32x32 with 16x16x3x3, padding 1."]
+    if warmup is not None:
+        firsts = ", ".join(f"{row['call']} {row['dtype']} {_seconds(row['first'])}"
+                           for row in warmup["first_calls"])
+        lines += ["", f"- `python -m fastconv warmup --dtypes {' '.join(warmup['dtypes'])}` "
+                  f"from an empty cache: {_seconds(warmup['seconds'])}; first calls ('auto') "
+                  f"after it: {firsts}"]
     return lines
 
 
@@ -137,9 +165,13 @@ def main(argv=None):
                         choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
     parser.add_argument("--repeat", type=int, default=5, help="processes timing each import")
+    parser.add_argument("--warmup", action="store_true",
+                        help="also time a full warmup from an empty cache (minutes)")
     parser.add_argument("--json", type=Path, help="also save the numbers here")
     args = parser.parse_args(argv)
     data = measure(args.methods, args.calls, args.dtypes, args.threads, args.repeat)
+    if args.warmup:
+        data["warmup"] = measure_warmup(args.calls, args.dtypes, args.threads)
     if args.json is not None:
         args.json.write_text(json.dumps(data, indent=1) + "\n")
     print("\n".join(markdown(data)))

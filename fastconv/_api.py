@@ -6,6 +6,20 @@ from dataclasses import replace
 import numba
 import numpy as np
 
+from ._typing import (
+    Array,
+    ArrayLike,
+    Boundary,
+    DTypeLike,
+    Method,
+    Mode,
+    Padding,
+    PaddingMode,
+    Pair,
+    PlanMethod,
+    Scalar,
+    Shape,
+)
 from ._validate import (
     budget_bytes,
     check_method,
@@ -49,8 +63,10 @@ def _run(problem, method, threads, persist):
     return execute(plan, problem)
 
 
-def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", method="auto", threads=None, persist=None):
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+           stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
+           padding_mode: PaddingMode = "zeros", method: Method = "auto",
+           threads: int | None = None, persist: bool | None = None) -> Array:
     """2-D cross-correlation as in deep learning (PyTorch's ``conv2d``; the kernel is not flipped).
 
     Parameters
@@ -81,6 +97,7 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     threads : int, optional
         Threads for this call only (at most; the planner may use fewer on small problems);
         default: ``numba.get_num_threads()``, or the plan's limit when ``method`` is a Plan.
+        A count above Numba's pool (``NUMBA_NUM_THREADS``) uses the whole pool.
     persist : bool, optional
         With ``method='measure'``: also store the winner in the per-user cache file, so that
         later processes skip the timing. Default: the ``FASTCONV_PERSIST`` environment setting.
@@ -262,8 +279,9 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
     return out.astype(dtype, copy=False)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-                threads=None, persist=None):
+def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
+                fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
+                persist: bool | None = None) -> Array:
     """Cross-correlate two 2-D arrays: a drop-in for :func:`scipy.signal.correlate2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel.
@@ -282,7 +300,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         As in :func:`conv2d`. A Plan must describe the equivalent ``conv2d`` problem: a
         ``(1, 1, H, W)`` input, the padding of ``mode`` and ``boundary``, and the compute dtype.
     threads : int, optional
-        Threads for this call only; default: ``numba.get_num_threads()``.
+        Threads for this call only; default: ``numba.get_num_threads()``. A count above
+        Numba's pool (``NUMBA_NUM_THREADS``) uses the whole pool.
     persist : bool, optional
         As in :func:`conv2d` (with ``method='measure'``).
 
@@ -312,8 +331,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
                        convolve=False)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-               threads=None, persist=None):
+def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
+               fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
+               persist: bool | None = None) -> Array:
     """Convolve two 2-D arrays: a drop-in for :func:`scipy.signal.convolve2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel; see
@@ -331,9 +351,11 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
                        convolve=True)
 
 
-def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
-         groups=1, padding_mode="zeros", method="auto", threads=None, rank=None, weights=None,
-         kernel_rank=None):
+def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float64,
+         stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
+         padding_mode: PaddingMode = "zeros", method: PlanMethod = "auto",
+         threads: int | None = None, rank: int | None = None, weights: ArrayLike | None = None,
+         kernel_rank: int | None = None) -> Plan:
     """Plan a :func:`conv2d` (or :func:`conv1d`, :func:`conv3d`) call from its shapes alone: the
     strategy and thread count that ``method='auto'`` would use, with every candidate's estimated
     time and workspace.
@@ -353,7 +375,8 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         ``'auto'`` (default) or a name from ``fastconv.METHODS`` to see the estimates of a
         forced strategy.
     threads : int, optional
-        Thread limit; default: ``numba.get_num_threads()``.
+        Thread limit; default: ``numba.get_num_threads()``; at most ``NUMBA_NUM_THREADS``
+        (a larger count is clamped to it).
     rank : {None, 1, 2, 3}, optional
         The spatial rank; needed only when both shapes are 3-D (a ``(N, C, L)`` batch for
         :func:`conv1d` or a ``(D, H, W)`` volume for :func:`conv3d`).
@@ -449,7 +472,9 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     return memoised((arguments, current), compute)
 
 
-def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, rank=None):
+def output_shape(input_shape: Shape, weight_shape: Shape, *, stride: Pair = 1,
+                 padding: Padding = 0, dilation: Pair = 1,
+                 rank: int | None = None) -> tuple[int, ...]:
     """Shape that :func:`conv2d`, :func:`conv1d` or :func:`conv3d` returns for these shapes and
     options (no arrays needed). The rank comes from the weight's dimensions; ``rank`` (1, 2 or 3)
     is needed only when both shapes are 3-D.

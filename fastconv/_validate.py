@@ -102,17 +102,18 @@ def _check_fits(geometry):
 
 
 def threads_count(threads):
-    """The thread count a call runs with: Numba's current setting unless ``threads`` is given."""
+    """The thread count a call runs with: Numba's current setting unless ``threads`` is given;
+    more than Numba's pool (NUMBA_NUM_THREADS) runs on the whole pool, as PyTorch accepts any
+    count, so code written for a larger machine runs on a smaller one."""
     import numba
 
     if threads is None:
         return numba.get_num_threads()
     if not isinstance(threads, numbers.Integral) or isinstance(threads, bool):
         _fail(TypeError, "threads", "None or a positive int", threads)
-    limit = numba.config.NUMBA_NUM_THREADS
-    if not 1 <= threads <= limit:
-        _fail(ValueError, "threads", f"between 1 and NUMBA_NUM_THREADS={limit}", threads)
-    return int(threads)
+    if threads < 1:
+        _fail(ValueError, "threads", ">= 1", threads)
+    return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 
 def layer_shapes(input_shape, weight_shape, groups, names=("input", "weight")):

@@ -48,8 +48,8 @@ W = np.ones((3, 2, 3, 3))
                                                   r"'reflect', 'replicate', 'circular', "
                                                   r"'symmetric'\); got 'mirror'"),
         (dict(method="winograd4x4"), ValueError, r"`method` must be 'auto' or one of \('direct'"),
-        (dict(threads=0), ValueError, r"`threads` must be between 1 and NUMBA_NUM_THREADS"),
-        (dict(threads=10**6), ValueError, r"`threads` must be between 1 and"),
+        (dict(threads=0), ValueError, r"`threads` must be >= 1; got 0\."),
+        (dict(threads=-2), ValueError, r"`threads` must be >= 1; got -2\."),
         (dict(threads=2.0), TypeError, r"`threads` must be None or a positive int; got 2.0"),
         (dict(weight=np.ones((3, 2, 7, 3))), ValueError, r"`weight` must be no larger \(after "
                                                          r"dilation\) than the padded input "

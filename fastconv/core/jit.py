@@ -1,23 +1,126 @@
 """The JIT factory: the one place that calls ``numba.njit``. Every kernel and helper is compiled
-through it, with the options every fastconv function shares (see fastconv/core/settings.py for
-the ``FASTCONV_*`` switches it reads)."""
+through it, with the options every fastconv function shares. Nothing compiles at import, and
+Numba's on-disk cache is located at a function's first compilation: a process that finds no
+writable cache location (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, the user cache
+directory) compiles in memory and warns once (``FASTCONV_NO_CACHE=1``, read in settings.py,
+switches the cache off without the warning)."""
+
+import contextlib
+import os
+import threading
+import warnings
 
 import numba
+from numba.core.caching import FunctionCache, NullCache
 
-from .settings import NUMBA_CACHE_ENABLED
+from . import settings
 
 # 'contract' gives FMAs, 'reassoc'/'nsz'/'arcp' let reductions vectorise. Never fastmath=True:
 # its nnan/ninf flags would change how NaN and Inf propagate.
 FASTMATH_FLAGS = frozenset({"contract", "reassoc", "nsz", "arcp"})
 
+NO_CACHE_WARNING = (
+    "fastconv found no writable location for Numba's on-disk cache (NUMBA_CACHE_DIR, the "
+    "package's __pycache__ folder, the user cache directory): its kernels are compiled in memory, "
+    "again in every process. Set NUMBA_CACHE_DIR to a writable directory to keep them, or "
+    "FASTCONV_NO_CACHE=1 to compile in memory without this warning."
+)
+_warned = threading.Event()
+
+
+def _open_cache(py_func):
+    """Numba's on-disk cache of ``py_func``, or a null cache when it is switched off or has no
+    writable location (then one RuntimeWarning per process)."""
+    if not settings.numba_cache_enabled():
+        return NullCache()
+    try:
+        return FunctionCache(py_func)
+    except RuntimeError as error:
+        if "no locator available" not in str(error):
+            raise
+        if not _warned.is_set():
+            _warned.set()
+            warnings.warn(NO_CACHE_WARNING, RuntimeWarning, stacklevel=2)
+        return NullCache()
+
+
+@contextlib.contextmanager
+def _cache_lock(directory):
+    """An exclusive lock, between processes, on the Numba cache files in ``directory``. Numba
+    rewrites a function's whole index at each save, so processes compiling at once (``python -m
+    fastconv warmup``'s workers, a multiprocessing pool) lose each other's entries, and readers
+    racing writers have crashed (numba/numba#4807). Without flock (Windows), or where the lock
+    file cannot be created, files are only replaced atomically, as Numba does."""
+    try:
+        import fcntl
+
+        handle = open(os.path.join(directory, "fastconv.lock"), "a")  # noqa: SIM115
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _DeferredCache:
+    """A function's on-disk cache, located at its first compilation.
+
+    ``numba.njit(cache=True)`` looks for a writable cache directory when the module is imported
+    and raises RuntimeError where there is none (a read-only install with a read-only $HOME):
+    deferring that search keeps ``import fastconv`` free of file-system work and lets the first
+    compilation fall back to memory. It stands in for the dispatcher's ``_cache`` (the object
+    ``Dispatcher.enable_caching`` sets; Numba calls it only while compiling, under its compiler
+    lock) and forwards every call to the cache it opens then.
+    """
+
+    def __init__(self, py_func):
+        self._py_func = py_func
+        self._cache = None
+
+    def _opened(self):
+        if self._cache is None:
+            self._cache = _open_cache(self._py_func)
+        return self._cache
+
+    @property
+    def cache_path(self):
+        return self._opened().cache_path
+
+    def _locked(self):
+        path = self._opened().cache_path
+        return _cache_lock(path) if path is not None else contextlib.nullcontext()
+
+    def load_overload(self, sig, target_context):
+        with self._locked():
+            return self._opened().load_overload(sig, target_context)
+
+    def save_overload(self, sig, cres):
+        with self._locked():
+            self._opened().save_overload(sig, cres)
+
+    def enable(self):
+        self._opened().enable()
+
+    def disable(self):
+        self._opened().disable()
+
+    def flush(self):
+        self._opened().flush()
+
 
 def _compile(func, fastmath=True, **options):
-    """numba.njit with the options every fastconv function shares: cached, GIL-free, NumPy's
-    error model, no bounds checks, and (``fastmath``) the fast-math flags above."""
+    """numba.njit with the options every fastconv function shares: cached (see _DeferredCache),
+    GIL-free, NumPy's error model, no bounds checks, and (``fastmath``) the fast-math flags
+    above. Nothing compiles here: Numba compiles a signature at its first call."""
     if fastmath:
         options["fastmath"] = set(FASTMATH_FLAGS)
-    return numba.njit(cache=NUMBA_CACHE_ENABLED, nogil=True, error_model="numpy",
-                      boundscheck=False, **options)(func)
+    dispatcher = numba.njit(nogil=True, error_model="numpy", boundscheck=False, **options)(func)
+    dispatcher._cache = _DeferredCache(func)
+    return dispatcher
 
 
 def parallel_kernel(func):

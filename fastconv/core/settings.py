@@ -1,7 +1,9 @@
 """Every ``FASTCONV_*`` environment setting, read in one place.
 
 FASTCONV_NO_CACHE=1
-    Do not read or write Numba's on-disk cache (for read-only installs or when debugging).
+    Do not read or write Numba's on-disk cache (for read-only installs or when debugging). Read
+    at a function's first compilation. Without it, a process that finds no writable cache
+    location compiles in memory and warns once.
 FASTCONV_WORKSPACE_BYTES=N
     Default workspace budget in bytes (see :func:`fastconv.set_workspace_budget`).
 FASTCONV_CACHE_DIR=PATH
@@ -9,15 +11,18 @@ FASTCONV_CACHE_DIR=PATH
 FASTCONV_PERSIST=1
     ``method="measure"`` stores its winners in that cache file unless the call says otherwise.
 
-The first two are read once, at import; the last two at each use (so a process, or a test, can
-change them at run time).
+FASTCONV_WORKSPACE_BYTES is read once, at import; the others at each use (so a process, or a
+test, can change them at run time).
 """
 
 import os
 
-NUMBA_CACHE_ENABLED = os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
-
 DEFAULT_WORKSPACE_BYTES = int(os.environ.get("FASTCONV_WORKSPACE_BYTES", 64 * 2**20))
+
+
+def numba_cache_enabled():
+    """Whether ``FASTCONV_NO_CACHE`` leaves Numba's on-disk cache on."""
+    return os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
 
 
 def cache_dir():

@@ -76,7 +76,7 @@ def read(warn_about=True):
     try:
         with open(file, encoding="utf-8") as f:
             text = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # missing (also under an unusable $HOME)
         return {}
     except OSError as error:
         if warn_about:

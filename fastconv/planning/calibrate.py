@@ -34,13 +34,13 @@ THREAD_PAIRS = 5
 BUDGET = 64 * 2**20
 
 
-def _problems():
+def problems():
     """Each modelled strategy's calibration problems (its own, declared beside its model)."""
     return {name: list(strategy.calibration_problems()) for name, strategy in REGISTRY.items()
             if strategy.calibration_problems()}
 
 
-def _problem(geometry, rng):
+def random_problem(geometry, rng):
     g = geometry
     x = rng.standard_normal((g.batch, g.channels, g.height, g.width)).astype(g.dtype)
     shape = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
@@ -103,14 +103,14 @@ def calibrate(threads, report=print):
     rng = np.random.default_rng(0)
     constants = defaults()
     fitted = set()
-    problems = _problems()
-    runs = [(method, _problem(g, rng)) for method, geometries in problems.items()
+    timed = problems()
+    runs = [(method, random_problem(g, rng)) for method, geometries in timed.items()
             for g in geometries]
     started = time.perf_counter()
     times = _time(runs, 1)
     report(f"timed {len(runs)} problems in {time.perf_counter() - started:.1f} s")
     first = 0
-    for method, geometries in problems.items():
+    for method, geometries in timed.items():
         seconds = times[first:first + len(geometries)]
         first += len(geometries)
         rows = [REGISTRY[method].work(g, 1, BUDGET, constants).terms for g in geometries]
@@ -133,7 +133,7 @@ def _threading(constants, threads, rng, report):
     """``launch`` from a tiny problem and ``parallel`` from a large one, at 1 and ``threads``."""
     tiny = make_geometry(1, 1, 24, 1, 3, "float32")
     large = make_geometry(2, 4, (256, 512), 4, 5, "float32", padding=2)
-    problems = [_problem(g, rng) for g in (tiny, large)]
+    problems = [random_problem(g, rng) for g in (tiny, large)]
     # Minima over THREAD_PAIRS pairs of (one thread, all threads) timings, as for every other
     # timing here: a single pair varied from 0.69 to 1.00 in parallel efficiency between runs on
     # the quiet reference machine, and medians of five still gave 0.65-1.00, since another

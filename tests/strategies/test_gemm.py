@@ -17,6 +17,7 @@ import pytest
 from oracle import check_conv2d, random_layer
 
 import fastconv
+from fastconv.core import target as _target
 from fastconv.core.geometry import PADDING_MODES, Geometry
 from fastconv.strategies.im2col import gemm, runner
 
@@ -61,10 +62,13 @@ def test_microkernel_matches_numpy(bits, dtype, depth, accumulate, rng):
     np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * depth)
 
 
-def test_microkernel_keeps_its_tile_in_zmm_registers():
-    """24 packed FMAs on zmm registers per step and no stack traffic (spills) in the loop."""
-    if gemm.VECTOR_BITS < 512:
-        pytest.skip("host without AVX-512")
+def test_microkernel_keeps_its_tile_in_registers():
+    """Packed FMAs on the target's widest registers (zmm with AVX-512, else ymm) and no stack
+    traffic (spills) in any loop of the micro-kernel. LLVM may unroll the loop (twice for znver4,
+    not for skylake-avx512), so each loop holds a whole number of steps of ROWS x VECTORS FMAs.
+    tests/test_targets.py runs this for several NUMBA_CPU_NAME targets."""
+    if not _target.has("fma"):
+        pytest.skip("target without FMA")
 
     @numba.njit
     def call(depth, w, x, offsets, c):
@@ -73,16 +77,26 @@ def test_microkernel_keeps_its_tile_in_zmm_registers():
     call(2, np.ones(128, np.float32), np.ones(8, np.float32), np.zeros(2, np.int64),
          np.zeros(384, np.float32))
     asm = call.inspect_asm(call.signatures[0])
-    body = re.search(r"\nfastconv_gemm_f32_6x4_512:(.*?)\.Lfunc_end", asm, re.S).group(1)
-    loop = re.search(r"\n(\.LBB\w+):\n(.*?)\n\s*j\w+\s+\1\n", body, re.S).group(2)
-    assert len(re.findall(r"vfmadd\w+ps\s+[^\n]*%zmm", loop)) == 24
-    assert "rsp" not in loop
+    name = f"fastconv_gemm_f32_{gemm.ROWS}x{gemm.VECTORS}_{gemm.VECTOR_BITS}"
+    body = re.search(rf"\n{name}:(.*?)\.Lfunc_end", asm, re.S).group(1)
+    loops = [loop for _, loop in re.findall(r"\n(\.LBB\w+):\n(.*?)\n\s*j\w+\s+\1\n", body, re.S)]
+    register = "zmm" if gemm.VECTOR_BITS == 512 else "ymm"
+    step = gemm.ROWS * gemm.VECTORS
+    counts = [len(re.findall(rf"vfmadd\w+ps\s+[^\n]*%{register}", loop)) for loop in loops]
+    assert counts and all(count > 0 and count % step == 0 for count in counts), counts
+    assert not any("rsp" in loop for loop in loops)
+
+
+def _host_target_env():
+    return {key: value for key, value in os.environ.items()
+            if key not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
 
 
 def test_whole_path_at_256_bits():
     """The implicit path as a CPU without AVX-512 compiles it (6 x 2 tile, 16-channel fp32
     panels), in a subprocess that hides avx512f from gemm.py; without the cache, whose key is
-    the real host."""
+    the real host. The host's features are hidden, so the target is the host (no
+    NUMBA_CPU_NAME or NUMBA_CPU_FEATURES, which tests/test_targets.py sets)."""
     code = """
         import llvmlite.binding as binding
         features = binding.get_host_cpu_features()
@@ -105,8 +119,8 @@ def test_whole_path_at_256_bits():
         """
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, cwd=root, env=os.environ | {"FASTCONV_NO_CACHE": "1"},
-                            timeout=600)
+                            text=True, cwd=root,
+                            env=_host_target_env() | {"FASTCONV_NO_CACHE": "1"}, timeout=600)
     assert result.returncode == 0, result.stderr
     errors = [float(line) for line in result.stdout.split()]
     assert errors[0] < 1e-5 and errors[1] < 1e-12, errors

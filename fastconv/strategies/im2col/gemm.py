@@ -22,15 +22,18 @@ packing the pixels into aligned panels instead (a copy of 9x the input) lost mor
 0.69x torch end to end, vs 0.86-0.93x for this kernel.
 """
 
-from llvmlite import binding, ir
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-# The host's vector width: 512-bit registers with AVX-512 (32 of them), else 256 bits (AVX2: 16
-# registers). Numba's cache is keyed by the host CPU, so a cached kernel never meets another
+from ...core.target import vector_bits
+
+# The target's vector width (the CPU Numba compiles for: NUMBA_CPU_NAME/NUMBA_CPU_FEATURES, else
+# the host): 512-bit registers with AVX-512 (32 of them), else 256 bits (AVX2: 16 registers).
+# Numba's cache is keyed by the target CPU and features, so a cached kernel never meets another
 # width.
-VECTOR_BITS = 512 if binding.get_host_cpu_features().get("avx512f", False) else 256
+VECTOR_BITS = vector_bits()
 # Register tile: ROWS broadcast pixels x VECTORS weight vectors of accumulators. 512-bit: 6 x 4 =
 # 24 accumulators + 4 weight vectors + 1 broadcast of 32 registers (no spills); a panel of
 # output channels is 64 (fp32) or 32 (fp64) wide, the width of common layers. 256-bit: 6 x 2 =
