@@ -578,7 +578,9 @@ def ndimage_origin(origin, size, name="origin"):
     try:
         value = operator.index(origin)
     except TypeError:
-        _fail(TypeError, name, "an int or a sequence of ints", origin)
+        if not (isinstance(origin, numbers.Real) and float(origin).is_integer()):
+            _fail(TypeError, name, "an int or a sequence of ints", origin)
+        value = int(origin)
     if not -(size // 2) <= value <= (size - 1) // 2:
         _fail(ValueError, name, f"between {-(size // 2)} and {(size - 1) // 2} for a kernel "
               f"axis of {size} taps (-(size // 2) <= origin <= (size - 1) // 2)", origin)
