@@ -4,7 +4,9 @@ kernel-spectrum cache, numerically hard data, integers and non-finite values."""
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,37 +15,49 @@ from oracle import assert_close, reference_conv2d
 from scipy import signal
 
 import fastconv
-import fastconv._run_fft as run_fft_module
-from fastconv._run_fft import Tiling, clear_spectrum_cache, plan_tiles
 from fastconv._validate import conv2d_problem, scipy_problem
+from fastconv.planning.plan import make_plan
+from fastconv.strategies import REGISTRY
+from fastconv.strategies.fft import runner
+from fastconv.strategies.fft.runner import (
+    clear_spectrum_cache,
+    plan_tiles,
+    real_sizes,
+    spectrum_cache_usage,
+)
 
 
-def _conv_and_check(x, w, bias=None, threads=None, **options):
-    got = fastconv.conv2d(x, w, bias, method="fft", threads=threads, **options)
+def _geometry(x, w, bias=None, **options):
+    """The geometry of ``conv2d(x, w, bias, **options)``."""
     problem, _ = conv2d_problem(x, w, bias, options.get("stride", 1), options.get("padding", 0),
                                 options.get("dilation", 1), options.get("groups", 1),
                                 options.get("padding_mode", "zeros"))
-    g = problem.geometry
+    return problem.geometry
+
+
+def _forced_plan(geometry, lh, lw, images_per_item=1, threads=None):
+    """The FFT plan of ``geometry`` with its tiling replaced by (lh, lw) tiles, with the
+    overlap-save outputs per tile that the kernel needs: a plan carries the tiling its runner
+    executes, so forcing one is replacing that field."""
+    plan = make_plan(geometry, "fft", threads or numba.get_num_threads())
+    span_h = (geometry.kernel_height - 1) * geometry.dilation[0] + 1
+    span_w = (geometry.kernel_width - 1) * geometry.dilation[1] + 1
+    tiling = replace(plan.work.tiling, lh=lh, lw=lw, vh=lh - span_h + 1, vw=lw - span_w + 1,
+                     images_per_item=images_per_item, workers=plan.threads)
+    return replace(plan, work=replace(plan.work, tiling=tiling))
+
+
+def _conv_and_check(x, w, bias=None, threads=None, tiles=None, **options):
+    """conv2d by FFT against the oracle; ``tiles``: (lh, lw, images per item) forced."""
+    g = _geometry(x, w, bias, **options)
+    method = "fft" if tiles is None else _forced_plan(g, *tiles, threads=threads)
+    got = fastconv.conv2d(x, w, bias, method=method, threads=threads, **options)
     reference = dict(stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups,
                      padding_mode=g.padding_mode)
     expected = reference_conv2d(x, w, bias, **reference)
     scale = reference_conv2d(abs(x), abs(w), None if bias is None else abs(bias), **reference)
     assert_close(got, expected, scale, x.dtype, "fft")
     return got
-
-
-def _forced_tiling(monkeypatch, lh, lw, images_per_item=1):
-    """Make the planner return (lh, lw) tiles, for every geometry, with the overlap-save outputs
-    per tile that the kernel needs."""
-
-    def plan(geometry, threads, budget, zero_fill):
-        span_h = (geometry.kernel_height - 1) * geometry.dilation[0] + 1
-        span_w = (geometry.kernel_width - 1) * geometry.dilation[1] + 1
-        return Tiling(lh=lh, lw=lw, vh=lh - span_h + 1, vw=lw - span_w + 1,
-                      images_per_item=images_per_item, workers=threads, spectra_bytes=0,
-                      workspace_bytes=0, seconds=0.0)
-
-    monkeypatch.setattr(run_fft_module, "plan_tiles", plan)
 
 
 @pytest.mark.parametrize(
@@ -56,20 +70,19 @@ def _forced_tiling(monkeypatch, lh, lw, images_per_item=1):
     ],
     ids=["reflect", "stride", "dilation", "stride-dilation"],
 )
-def test_tile_edges_match_the_oracle(monkeypatch, rng, lh, lw, options):
+def test_tile_edges_match_the_oracle(rng, lh, lw, options):
     # 53x47 is a multiple of no tile's output count: the last tile row and column are partial.
     x = rng.standard_normal((3, 4, 53, 47))
     w = rng.standard_normal((6, 2, 5, 4))
     bias = rng.standard_normal(6)
-    _forced_tiling(monkeypatch, lh, lw, images_per_item=2)
-    _conv_and_check(x, w, bias, groups=2, **options)
+    _conv_and_check(x, w, bias, tiles=(lh, lw, 2), groups=2, **options)
 
 
 def test_planner_tiles_a_large_image_and_tiles_agree_with_one_transform(rng):
     x = rng.standard_normal((1, 1, 700, 650)).astype(np.float32)
     w = rng.standard_normal((1, 1, 9, 11)).astype(np.float32)
     problem, _ = conv2d_problem(x, w, None, 1, "same", 1, 1, "zeros")
-    tiling = plan_tiles(problem.geometry, 1, fastconv.get_workspace_budget(), True)
+    tiling = plan_tiles(problem.geometry, 1, fastconv.get_workspace_budget())
     assert tiling.vh < 700 or tiling.vw < 650, tiling
     got = _conv_and_check(x, w, padding="same")
     whole = signal.fftconvolve(x[0, 0].astype(np.float64), w[0, 0, ::-1, ::-1], "same")
@@ -79,10 +92,10 @@ def test_planner_tiles_a_large_image_and_tiles_agree_with_one_transform(rng):
 def test_workspace_budget_bounds_the_plan(rng):
     x = np.zeros((1, 1, 4096, 4096), np.float32)
     problem, _ = conv2d_problem(x, x[..., :63, :63], None, 1, "same", 1, 1, "zeros")
-    assert plan_tiles(problem.geometry, 1, 2**16, True) is None  # declined: see below
+    assert plan_tiles(problem.geometry, 1, 2**16) is None  # declined: see below
     for budget in (2**18, 2**20, 2**22, 64 * 2**20):
         for threads in (1, 2):
-            tiling = plan_tiles(problem.geometry, threads, budget, True)
+            tiling = plan_tiles(problem.geometry, threads, budget)
             assert tiling.workspace_bytes <= budget
             assert tiling.lh < 1024 and tiling.lw < 1024
 
@@ -113,13 +126,13 @@ def test_peak_memory_is_output_plus_budget():
 def test_kernel_spectra_are_cached_per_weights(monkeypatch, rng):
     clear_spectrum_cache()
     calls = []
-    original = run_fft_module.kernel_spectra
+    original = runner.kernel_spectra
 
     def counting(*args):
         calls.append(args[0].shape)
         return original(*args)
 
-    monkeypatch.setattr(run_fft_module, "kernel_spectra", counting)
+    monkeypatch.setattr(runner, "kernel_spectra", counting)
     x = rng.standard_normal((2, 3, 40, 40))
     w = rng.standard_normal((4, 3, 7, 7))
     first = fastconv.conv2d(x, w, method="fft")
@@ -140,12 +153,12 @@ def test_kernel_spectra_are_cached_per_weights(monkeypatch, rng):
 def test_spectrum_cache_is_bounded():
     clear_spectrum_cache()
     x = np.ones((1, 1, 30, 30))
-    for seed in range(run_fft_module.SPECTRUM_CACHE_ENTRIES + 5):
+    for seed in range(runner.SPECTRUM_CACHE_ENTRIES + 5):
         fastconv.conv2d(x, np.full((1, 1, 3, 3), float(seed)), method="fft")
-    assert len(run_fft_module._spectrum_cache) == run_fft_module.SPECTRUM_CACHE_ENTRIES
+    assert spectrum_cache_usage()[0] == runner.SPECTRUM_CACHE_ENTRIES
     with fastconv.workspace_budget(2**16):
         fastconv.conv2d(x, np.full((1, 1, 3, 3), -1.0), method="fft")
-        assert run_fft_module._spectrum_cache._nbytes <= 2**16
+        assert spectrum_cache_usage()[1] <= 2**16
     clear_spectrum_cache()
 
 
@@ -176,12 +189,12 @@ def test_all_positive_data_with_many_channels(rng):
     _conv_and_check(x, w, padding=4)
 
 
-def test_long_float32_channel_sums_use_complex128(rng, monkeypatch):
+def test_long_float32_channel_sums_use_complex128(rng, retune):
     problem, _ = conv2d_problem(np.zeros((1, 8, 10, 10), np.float32),
                                 np.zeros((2, 8, 3, 3), np.float32), None, 1, 0, 1, 1, "zeros")
-    assert run_fft_module._real_sizes(problem.geometry) == (4, 1)
-    monkeypatch.setattr(run_fft_module, "FP32_MAX_CHANNELS", 4)
-    assert run_fft_module._real_sizes(problem.geometry) == (8, 1)
+    assert real_sizes(problem.geometry) == (4, 1)
+    retune(runner, "FP32_MAX_CHANNELS", 4)
+    assert real_sizes(problem.geometry) == (8, 1)
     x = rng.standard_normal((1, 8, 30, 30)).astype(np.float32)
     w = rng.standard_normal((2, 8, 5, 5)).astype(np.float32)
     _conv_and_check(x, w, padding=2)
@@ -211,19 +224,22 @@ def test_integers_beyond_the_bound_are_rounded_like_fftconvolve(rng):
     assert relative.max() < 1e-13
 
 
-def test_complex_drop_in_with_tiles(monkeypatch, rng):
+def test_complex_drop_in_with_tiles(rng):
     in1 = rng.standard_normal((70, 64)) + 1j * rng.standard_normal((70, 64))
     in2 = rng.standard_normal((9, 6)) + 1j * rng.standard_normal((9, 6))
-    _forced_tiling(monkeypatch, 24, 18)
     for boundary in ("fill", "wrap", "symm"):
-        got = fastconv.correlate2d(in1, in2, "same", boundary, 2 - 1j, method="fft")
+        problem, _, _ = scipy_problem(in1, in2, "same", boundary, 2 - 1j, False)
+        plan = _forced_plan(problem.geometry, 24, 18)
+        got = fastconv.correlate2d(in1, in2, "same", boundary, 2 - 1j, method=plan)
         expected = signal.correlate2d(in1, in2, "same", boundary, 2 - 1j)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
-def _direct_and_fft(x, w, **options):
+def _direct_and_fft(x, w, tiles=None, **options):
+    """conv2d by the direct and the FFT strategy; ``tiles``: the FFT's (lh, lw) forced."""
+    fft = "fft" if tiles is None else _forced_plan(_geometry(x, w, **options), *tiles)
     return (fastconv.conv2d(x, w, method="direct", **options),
-            fastconv.conv2d(x, w, method="fft", **options))
+            fastconv.conv2d(x, w, method=fft, **options))
 
 
 def _same_non_finite(got, expected):
@@ -234,7 +250,7 @@ def _same_non_finite(got, expected):
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
-def test_non_finite_inputs_follow_the_direct_method(monkeypatch, rng, padding_mode):
+def test_non_finite_inputs_follow_the_direct_method(rng, padding_mode):
     x = rng.standard_normal((2, 2, 45, 38))
     x[0, 0, 3, 5] = np.nan
     x[0, 1, 20, 20] = np.inf
@@ -243,9 +259,9 @@ def test_non_finite_inputs_follow_the_direct_method(monkeypatch, rng, padding_mo
     x[1, 1, 10, 10] = np.inf
     w = rng.standard_normal((4, 1, 5, 4))
     w[1, 0, 2, 2] = 0.0  # Inf * 0 is NaN
-    _forced_tiling(monkeypatch, 16, 12)  # non-finite samples in tile overlaps
-    expected, got = _direct_and_fft(x, w, padding=3, stride=(1, 2), dilation=(2, 1), groups=2,
-                                    padding_mode=padding_mode)
+    # (16, 12) tiles: non-finite samples in tile overlaps.
+    expected, got = _direct_and_fft(x, w, tiles=(16, 12), padding=3, stride=(1, 2),
+                                    dilation=(2, 1), groups=2, padding_mode=padding_mode)
     assert np.isnan(expected).any() and np.isinf(expected).any()
     _same_non_finite(got, expected)
 
@@ -284,7 +300,7 @@ def test_too_many_channels_for_the_budget_is_declined():
     w = np.zeros((64, 64, 15, 15), np.float32)
     with fastconv.workspace_budget(2**16):
         problem, _ = conv2d_problem(x, w, None, 1, 0, 1, 1, "zeros")
-        reason = fastconv._methods.REGISTRY["fft"].declines(problem.geometry)
+        reason = REGISTRY["fft"].declines(problem.geometry, fastconv.get_workspace_budget())
         assert "workspace budget" in reason
         with pytest.raises(ValueError, match="set_workspace_budget"):
             fastconv.conv2d(x, w, method="fft")
@@ -299,16 +315,16 @@ def test_too_many_channels_for_the_budget_is_declined():
 def test_declines_exactly_when_no_tiling_fits(channels, out_channels, height, width, kh, kw,
                                               padding, stride, dtype, budget):
     """declines prices the shortest tiles without building the candidate lengths: it must agree
-    with the search over them (one worker, one image, no wrap into the padding)."""
+    with the search over them (one worker, one image, no wrap into the padding: a non-zero
+    constant fill, padding mode "constant")."""
     try:
         geometry = fastconv.plan((1, channels, height, width), (out_channels, channels, kh, kw),
                                  dtype=dtype, padding=padding,
                                  stride=1 if padding == "same" else stride).geometry
     except ValueError:
         return  # the kernel does not fit the padded input
-    with fastconv.workspace_budget(budget):
-        declined = fastconv._methods.REGISTRY["fft"].declines(geometry) is not None
-    assert declined == (plan_tiles(geometry, 1, budget, False) is None)
+    declined = REGISTRY["fft"].declines(geometry, budget) is not None
+    assert declined == (plan_tiles(replace(geometry, padding_mode="constant"), 1, budget) is None)
 
 
 def test_single_tile_wraps_only_into_zero_padding(rng):
@@ -316,36 +332,38 @@ def test_single_tile_wraps_only_into_zero_padding(rng):
     in1 = rng.standard_normal((64, 81))
     in2 = rng.standard_normal((15, 9))
     problem, _, _ = scipy_problem(in1, in2, "same", "fill", 0, False)
-    tiling = plan_tiles(problem.geometry, 1, fastconv.get_workspace_budget(), True)
+    tiling = plan_tiles(problem.geometry, 1, fastconv.get_workspace_budget())
     assert tiling.vh == 64 and tiling.lh < 64 + 14, tiling
     got = fastconv.correlate2d(in1, in2, "same", method="fft")
     np.testing.assert_allclose(got, signal.correlate2d(in1, in2, "same"), rtol=0, atol=1e-12)
     # A non-zero fill value cannot wrap: the planner uses the full length.
-    assert plan_tiles(problem.geometry, 1, fastconv.get_workspace_budget(), False).lh >= 64 + 14
+    filled, _, _ = scipy_problem(in1, in2, "same", "fill", 2.5, False)
+    assert filled.geometry.padding_mode == "constant"
+    assert plan_tiles(filled.geometry, 1, fastconv.get_workspace_budget()).lh >= 64 + 14
     got = fastconv.correlate2d(in1, in2, "same", "fill", 2.5, method="fft")
     np.testing.assert_allclose(got, signal.correlate2d(in1, in2, "same", "fill", 2.5), rtol=0,
                                atol=1e-12)
 
 
-def test_threads_do_not_change_the_result(monkeypatch, rng):
-    import numba
-
+def test_threads_do_not_change_the_result(rng):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 Numba threads")
     x = rng.standard_normal((3, 2, 300, 280)).astype(np.float32)
     w = rng.standard_normal((4, 2, 17, 17)).astype(np.float32)
     _conv_and_check(x, w, padding="same", threads=2)
     # The plan depends on the thread count; with one tiling, every thread count gives the same bits.
-    _forced_tiling(monkeypatch, 64, 72)
-    one = fastconv.conv2d(x, w, padding="same", method="fft", threads=1)
-    two = fastconv.conv2d(x, w, padding="same", method="fft", threads=2)
+    geometry = _geometry(x, w, padding="same")
+    one = fastconv.conv2d(x, w, padding="same", method=_forced_plan(geometry, 64, 72, threads=1),
+                          threads=1)
+    two = fastconv.conv2d(x, w, padding="same", method=_forced_plan(geometry, 64, 72, threads=2),
+                          threads=2)
     np.testing.assert_array_equal(one, two)
 
 
 def test_next_fast_len_matches_scipy():
     from scipy.fft import next_fast_len as scipy_next_fast_len
 
-    from fastconv._run_fft import LONGEST_AXIS, next_fast_len
+    from fastconv.strategies.fft.runner import LONGEST_AXIS, next_fast_len
 
     for n in [*range(1, 3000), 4097, 65537, 1_000_003, 3**23 + 1, LONGEST_AXIS - 1, LONGEST_AXIS]:
         assert next_fast_len(n) == scipy_next_fast_len(n, real=True), n

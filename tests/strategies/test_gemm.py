@@ -1,4 +1,4 @@
-"""The LLVM-IR GEMM micro-kernel (fastconv/_kernels/gemm.py) and the im2col paths that run it
+"""The LLVM-IR GEMM micro-kernel (fastconv/strategies/im2col/gemm.py) and the im2col paths that run it
 (correlate_implicit, correlate_pointwise_implicit, their packed weights): the kernel against
 NumPy at both vector widths, its register tile in the assembly, and the paths against the oracle
 on edges (sizes not multiples of the tiles, every padding mode, dilation, groups, channel
@@ -17,11 +17,8 @@ import pytest
 from oracle import check_conv2d, random_layer
 
 import fastconv
-from fastconv import _run_im2col
-from fastconv._kernels import gemm
-from fastconv._validate import Geometry
-
-PADDING_MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+from fastconv.core.geometry import PADDING_MODES, Geometry
+from fastconv.strategies.im2col import gemm, runner
 
 
 def _run_kernel(kernel, rows, vectors, lanes, depth, dtype, accumulate, rng):
@@ -92,9 +89,8 @@ def test_whole_path_at_256_bits():
         features["avx512f"] = False
         binding.get_host_cpu_features = lambda: features
         import numpy as np, fastconv
-        from fastconv._kernels import gemm
-        from fastconv import _run_im2col
-        from fastconv._validate import Geometry
+        from fastconv.core.geometry import Geometry
+        from fastconv.strategies.im2col import gemm, runner
         assert (gemm.VECTOR_BITS, gemm.ROWS, gemm.VECTORS) == (256, 6, 2)
         rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float64):
@@ -102,12 +98,12 @@ def test_whole_path_at_256_bits():
             w = rng.standard_normal((32, 20, 3, 3)).astype(dtype)
             geometry = Geometry(2, 20, 9, 13, 32, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1,
                                 "reflect", np.dtype(dtype))
-            assert _run_im2col.implicit_tiling(geometry, 1, 2**26) is not None
+            assert runner.implicit_tiling(geometry, 1, 2**26) is not None
             got = fastconv.conv2d(x, w, padding=1, padding_mode="reflect", method="im2col")
             expected = fastconv.conv2d(x, w, padding=1, padding_mode="reflect", method="direct")
             print(float(abs(got - expected).max() / abs(expected).max()))
         """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                             text=True, cwd=root, env=os.environ | {"FASTCONV_NO_CACHE": "1"},
                             timeout=600)
@@ -120,27 +116,27 @@ def _check(x, w, bias, **options):
     check_conv2d("im2col", x, w, bias, **options)
 
 
-def _count_calls(monkeypatch, kernel, forced=None):
-    """The output shapes of the calls of _run_im2col's ``kernel``, collected as they happen;
-    with ``forced``, that predicate of _run_im2col says yes to every layer."""
+def _count_calls(retune, kernel, forced=None):
+    """The output shapes of the calls of the im2col runner's ``kernel``, collected as they
+    happen; with ``forced``, that predicate of the runner says yes to every layer."""
     if forced is not None:
-        monkeypatch.setattr(_run_im2col, forced, lambda geometry: True)
+        retune(runner, forced, lambda geometry: True)
     calls = []
-    original = getattr(_run_im2col, kernel)
+    original = getattr(runner, kernel)
 
     def spy(*args):
         calls.append(args[-1].shape)
         return original(*args)
 
-    monkeypatch.setattr(_run_im2col, kernel, spy)
+    retune(runner, kernel, spy)
     return calls
 
 
 @pytest.fixture
-def implicit(monkeypatch):
+def implicit(retune):
     """Every stride-1 float layer takes the implicit GEMM (whatever implicit_pays measured), and
     the calls are counted."""
-    return _count_calls(monkeypatch, "correlate_implicit", forced="implicit_pays")
+    return _count_calls(retune, "correlate_implicit", forced="implicit_pays")
 
 
 # name: (input shape, weight shape, options). Output channels 1, 5, 13, 70: partial weight
@@ -185,20 +181,20 @@ def test_implicit_gemm_shorter_last_row_tile(implicit, rng):
     x, w, bias = random_layer(rng, (1, 16, 11, 40), (64, 16, 3, 3), np.float32)
     geometry = Geometry(1, 16, 11, 40, 64, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                         np.dtype(np.float32))
-    assert _run_im2col.implicit_row_stride(geometry) == 41
-    rows = _run_im2col.implicit_tiling(geometry, 1, 64 * 2**20).rows
+    assert runner.implicit_row_stride(geometry) == 41
+    rows = runner.implicit_tiling(geometry, 1, 64 * 2**20).rows
     assert 11 % rows != 0, rows
     _check(x, w, bias, padding=1, threads=1)
     assert len(implicit) == 1
 
 
-def test_implicit_gemm_weights_major(monkeypatch, implicit, rng):
+def test_implicit_gemm_weights_major(retune, implicit, rng):
     """Each thread's share of the output channels over every tile (any weights outgrow the split
     size here): three panels over two threads, groups, channel chunks under a small budget."""
     threads = 2
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
-    monkeypatch.setattr(_run_im2col, "WEIGHT_SPLIT_BYTES", 0)
+    retune(runner, "WEIGHT_SPLIT_BYTES", 0)
     layers = [((2, 8, 9, 11), (192, 8, 3, 3), {}), ((3, 12, 7, 6), (256, 6, 3, 3), {"groups": 2}),
               ((2, 40, 6, 300), (128, 40, 3, 3), {"padding_mode": "reflect"})]
     with fastconv.workspace_budget(2**20):
@@ -208,7 +204,7 @@ def test_implicit_gemm_weights_major(monkeypatch, implicit, rng):
             geometry = Geometry(n, c, h, width, weight_shape[0], 3, 3, (1, 1, 1, 1), (1, 1),
                                 (1, 1), options.get("groups", 1),
                                 options.get("padding_mode", "zeros"), np.dtype(np.float32))
-            assert _run_im2col.implicit_tiling(geometry, threads, 2**20).weights_major
+            assert runner.implicit_tiling(geometry, threads, 2**20).weights_major
             _check(x, w, bias, padding=1, threads=threads, **options)
     assert len(implicit) == 3
 
@@ -219,7 +215,7 @@ def test_implicit_gemm_splits_large_weights_over_threads():
     def tiling(n, c, k, size, threads=2):
         geometry = Geometry(n, c, size, size, k, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                             np.dtype(np.float32))
-        return _run_im2col.implicit_tiling(geometry, threads, 64 * 2**20)
+        return runner.implicit_tiling(geometry, threads, 64 * 2**20)
 
     assert (tiling(8, 256, 256, 14).weights_major, tiling(8, 256, 256, 14).k_block) == (True, 128)
     assert tiling(8, 192, 192, 28).k_block == 64
@@ -249,7 +245,7 @@ def test_implicit_gemm_under_small_budgets(budget, threads, implicit, rng):
     bias = rng.standard_normal(72).astype(np.float32)
     geometry = Geometry(2, 40, 5, 700, 72, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                         np.dtype(np.float32))
-    tiling = _run_im2col.implicit_tiling(geometry, threads, budget)
+    tiling = runner.implicit_tiling(geometry, threads, budget)
     assert tiling.chunk < 40 and tiling.rows == 1
     with fastconv.workspace_budget(budget):
         _check(x, w, bias, padding=1, padding_mode="reflect", threads=threads)
@@ -273,10 +269,10 @@ def test_implicit_tilings_stay_within_budget(shape, budget, threads):
     for dtype in (np.float32, np.float64):
         geometry = Geometry(n, c, h, w, k, kh, kw, pad, (1, 1), (1, 1), c // cg, "zeros",
                             np.dtype(dtype))
-        tiling = _run_im2col.implicit_tiling(geometry, threads, budget)
+        tiling = runner.implicit_tiling(geometry, threads, budget)
         if tiling is None:
             continue
-        used = _run_im2col.implicit_fixed_bytes(geometry) + (
+        used = runner.implicit_fixed_bytes(geometry) + (
             np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape(geometry))
         ) * np.dtype(dtype).itemsize
         assert used <= budget, tiling
@@ -309,17 +305,17 @@ def test_implicit_gemm_only_where_it_measured_faster():
         return Geometry(8, c, 56, 56, k, kh, kh, (1, 1, 1, 1), (stride, stride), (1, 1), 1,
                         "zeros", np.dtype(dtype))
 
-    assert _run_im2col.implicit_tiling(geometry(64, 64, 3), 1, 64 * 2**20) is not None
-    assert _run_im2col.implicit_tiling(geometry(64, 96, 3, dtype=np.float64), 1, 64 * 2**20)
+    assert runner.implicit_tiling(geometry(64, 64, 3), 1, 64 * 2**20) is not None
+    assert runner.implicit_tiling(geometry(64, 96, 3, dtype=np.float64), 1, 64 * 2**20)
     for declined in (geometry(3, 64, 3), geometry(64, 96, 3), geometry(64, 64, 3, stride=2),
                      geometry(64, 64, 3, dtype=np.complex64)):
-        assert _run_im2col.implicit_tiling(declined, 1, 64 * 2**20) is None
+        assert runner.implicit_tiling(declined, 1, 64 * 2**20) is None
     # Not even one output row fits: BLAS, which tiles columns too.
-    assert _run_im2col.implicit_tiling(geometry(64, 64, 3), 1, 2**16) is None
+    assert runner.implicit_tiling(geometry(64, 64, 3), 1, 2**16) is None
 
 
 def test_implicit_signatures_stay_closed(rng):
-    from fastconv._kernels.im2col import correlate_implicit
+    from fastconv.strategies.im2col.kernels import correlate_implicit
 
     x = rng.standard_normal((1, 16, 9, 10))
     for dtype in (np.float32, np.float64):
@@ -332,11 +328,10 @@ def test_implicit_signatures_stay_closed(rng):
 
 
 @pytest.fixture
-def pointwise(monkeypatch):
+def pointwise(retune):
     """Every pointwise float layer takes the micro-kernel (whatever pointwise_implicit_pays
     measured), and the calls are counted."""
-    return _count_calls(monkeypatch, "correlate_pointwise_implicit",
-                        forced="pointwise_implicit_pays")
+    return _count_calls(retune, "correlate_pointwise_implicit", forced="pointwise_implicit_pays")
 
 
 # (input shape, output channels, groups). 13 and 70 channels: partial weight panels; 7x11, 5x1
@@ -361,7 +356,7 @@ def test_pointwise_micro_kernel_matches_oracle(case, pointwise, rng):
     assert len(pointwise) == 4
 
 
-def test_pointwise_micro_kernel_where_it_measured_faster(monkeypatch, rng):
+def test_pointwise_micro_kernel_where_it_measured_faster(retune, rng):
     """Without forcing: a ResNet bottleneck's 256->64 layer on 56x56 takes it; 14x14 images,
     fewer than IMPLICIT_DEPTH input channels, more outputs than inputs, partial panels and
     complex data take BLAS."""
@@ -370,15 +365,15 @@ def test_pointwise_micro_kernel_where_it_measured_faster(monkeypatch, rng):
                         "zeros", np.dtype(dtype))
 
     budget = 64 * 2**20
-    assert _run_im2col.pointwise_implicit_tiling(geometry(256, 64, 56), 2, budget) is not None
-    assert _run_im2col.pointwise_implicit_tiling(geometry(128, 96, 28, np.float64), 1, budget)
-    assert _run_im2col.pointwise_implicit_tiling(geometry(256, 256, 28), 1, budget)
+    assert runner.pointwise_implicit_tiling(geometry(256, 64, 56), 2, budget) is not None
+    assert runner.pointwise_implicit_tiling(geometry(128, 96, 28, np.float64), 1, budget)
+    assert runner.pointwise_implicit_tiling(geometry(256, 256, 28), 1, budget)
     for declined in (geometry(256, 64, 14), geometry(64, 256, 56), geometry(128, 512, 28),
                      geometry(256, 96, 56),
                      geometry(256, 64, 56, np.complex64), geometry(256, 64, 56, groups=2)):
-        assert _run_im2col.pointwise_implicit_tiling(declined, 2, budget) is None, declined
+        assert runner.pointwise_implicit_tiling(declined, 2, budget) is None, declined
     x, w, bias = random_layer(rng, (2, 128, 28, 29), (64, 128, 1, 1), np.float32)
-    calls = _count_calls(monkeypatch, "correlate_pointwise_implicit")
+    calls = _count_calls(retune, "correlate_pointwise_implicit")
     _check(x, w, bias)
     assert calls == [(2, 64, 812)]
 
@@ -387,16 +382,16 @@ def test_pointwise_micro_kernel_where_it_measured_faster(monkeypatch, rng):
 @pytest.mark.parametrize("budget", [2**14, 2**16, 2**18, 64 * 2**20])
 @pytest.mark.parametrize("shape", [(8, 256, 56, 56, 64), (1, 2048, 7, 7, 512),
                                    (1, 130, 1, 1000, 70), (3, 64, 29, 31, 128)], ids=str)
-def test_pointwise_tilings_stay_within_budget(shape, budget, threads, monkeypatch):
-    monkeypatch.setattr(_run_im2col, "pointwise_implicit_pays", lambda geometry: True)
+def test_pointwise_tilings_stay_within_budget(shape, budget, threads, retune):
+    retune(runner, "pointwise_implicit_pays", lambda geometry: True)
     n, c, h, w, k = shape
     for dtype in (np.float32, np.float64):
         geometry = Geometry(n, c, h, w, k, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), 1, "zeros",
                             np.dtype(dtype))
-        tiling = _run_im2col.pointwise_implicit_tiling(geometry, threads, budget)
+        tiling = runner.pointwise_implicit_tiling(geometry, threads, budget)
         if tiling is None:
             continue
-        used = _run_im2col.implicit_fixed_bytes(geometry) + (
+        used = runner.implicit_fixed_bytes(geometry) + (
             np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape())
         ) * np.dtype(dtype).itemsize
         assert used <= budget, tiling
@@ -420,13 +415,13 @@ def test_pointwise_micro_kernel_under_small_budgets(threads, pointwise, rng):
                         np.dtype(np.float32))
 
     budget = 2**16
-    small = _run_im2col.pointwise_implicit_tiling(geometry(40), threads, budget)
-    assert small.tile < _run_im2col.pointwise_implicit_tiling(geometry(40), threads, 2**26).tile
+    small = runner.pointwise_implicit_tiling(geometry(40), threads, budget)
+    assert small.tile < runner.pointwise_implicit_tiling(geometry(40), threads, 2**26).tile
     x, w, bias = random_layer(rng, (2, 40, 9, 31), (24, 40, 1, 1), np.float32)
     with fastconv.workspace_budget(budget):
         _check(x, w, bias, threads=threads)
     assert len(pointwise) == 1
-    assert _run_im2col.pointwise_implicit_tiling(geometry(300), threads, budget) is None
+    assert runner.pointwise_implicit_tiling(geometry(300), threads, budget) is None
     x, w, bias = random_layer(rng, (2, 300, 9, 31), (24, 300, 1, 1), np.float32)
     with fastconv.workspace_budget(budget):
         _check(x, w, bias, threads=threads)
@@ -461,7 +456,7 @@ def test_packed_weights_match_their_layout(rng):
         k_total, depth = shape[0], int(np.prod(shape[1:]))
         kg = k_total // groups
         panels = -(-kg // panel)
-        packed = _run_im2col.pack_weights(w, groups).reshape(groups, panels, depth, panel)
+        packed = runner.pack_weights(w, groups).reshape(groups, panels, depth, panel)
         assert packed.ctypes.data % 64 == 0
         expected = np.zeros((groups, panels * panel, depth), dtype)
         expected[:, :kg] = w.reshape(groups, kg, depth)
@@ -481,7 +476,7 @@ def test_micro_kernel_buffers_start_on_cache_lines(monkeypatch, rng):
         return spy
 
     for name in ("correlate_implicit", "correlate_pointwise_implicit"):
-        monkeypatch.setattr(_run_im2col, name, spying(getattr(_run_im2col, name)))
+        monkeypatch.setattr(runner, name, spying(getattr(runner, name)))
     for _ in range(4):
         for weight_shape, size in (((64, 64, 3, 3), 8), ((64, 128, 1, 1), 28)):
             x, w, bias = random_layer(rng, (2, weight_shape[1], size, size), weight_shape,
@@ -491,7 +486,7 @@ def test_micro_kernel_buffers_start_on_cache_lines(monkeypatch, rng):
 
 
 def test_pointwise_signatures_stay_closed(pointwise, rng):
-    from fastconv._kernels.im2col import correlate_pointwise_implicit, pack_panels
+    from fastconv.strategies.im2col.kernels import correlate_pointwise_implicit, pack_panels
 
     x = rng.standard_normal((2, 16, 9, 10))
     for dtype in (np.float32, np.float64):

@@ -15,11 +15,11 @@ from oracle import check_conv2d, random_layer
 from threadpoolctl import ThreadpoolController
 
 import fastconv
-from fastconv import _run_im2col
-from fastconv._validate import Geometry, conv2d_problem
+from fastconv._validate import conv2d_problem
+from fastconv.core.geometry import PADDING_MODES, Geometry
+from fastconv.strategies.im2col import runner
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PADDING_MODES = ["zeros", "reflect", "replicate", "circular", "symmetric"]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _blas():
@@ -31,14 +31,14 @@ def _check(x, w, bias, **options):
 
 
 @pytest.fixture(params=["im2col", "bands"])
-def layout(request, monkeypatch):
+def layout(request, retune):
     """Force the unfold layout: one deep GEMM per tile, or one GEMM per kernel row (BLAS GEMMs:
     the implicit GEMM has its tests in test_gemm.py)."""
-    monkeypatch.setattr(_run_im2col, "implicit_pays", lambda geometry: False)
+    retune(runner, "implicit_pays", lambda geometry: False)
     if request.param == "im2col":
-        monkeypatch.setattr(_run_im2col, "choose_band", lambda g: g.kernel_height)
+        retune(runner, "choose_band", lambda g: g.kernel_height)
     else:
-        monkeypatch.setattr(_run_im2col, "choose_band", lambda g: 1)
+        retune(runner, "choose_band", lambda g: 1)
     return request.param
 
 
@@ -90,18 +90,18 @@ def test_small_budget_forces_many_tiles(budget, input_shape, weight_shape, optio
 def test_small_budget_tilings_are_what_they_claim():
     geometry = Geometry(1, 32, 6, 40, 4, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                         np.dtype(np.float64))
-    tiling = _run_im2col.unfolded_tiling(geometry, 1, 2**16, 3)
+    tiling = runner.unfolded_tiling(geometry, 1, 2**16, 3)
     assert (tiling.rows, tiling.width) == (1, 40) and 1 < tiling.chunk < 32 and 32 % tiling.chunk
     wide = Geometry(1, 2, 5, 2000, 3, 3, 3, (1, 1, 2, 2), (1, 1), (1, 1), 1, "zeros",
                     np.dtype(np.float64))
-    tiling = _run_im2col.unfolded_tiling(wide, 1, 2**16, 3)
+    tiling = runner.unfolded_tiling(wide, 1, 2**16, 3)
     assert (tiling.rows, tiling.chunk) == (1, 1) and 2002 % tiling.width and tiling.width < 1001
     # Bands of a large kernel: fewer channels per pass so that the rows of the halo stay cached.
     big = Geometry(1, 64, 256, 256, 16, 7, 7, (3, 3, 3, 3), (1, 1), (1, 1), 1, "zeros",
                    np.dtype(np.float32))
-    tiling = _run_im2col.unfolded_tiling(big, 1, 64 * 2**20, 1)
+    tiling = runner.unfolded_tiling(big, 1, 64 * 2**20, 1)
     assert tiling.chunk < 64 and tiling.rows >= 6
-    assert np.prod(tiling.cols_shape(big)) * 4 <= _run_im2col.TILE_BYTES
+    assert np.prod(tiling.cols_shape(big)) * 4 <= runner.TILE_BYTES
 
 
 @pytest.mark.parametrize("threads", [1, 2, 7])
@@ -121,9 +121,9 @@ def test_tilings_stay_within_budget(shape, budget, threads):
     for dtype in (np.float32, np.complex128):
         geometry = Geometry(n, c, h, w, k, kh, kw, pad, stride, (1, 1), c // cg, "zeros",
                             np.dtype(dtype))
-        for band in (_run_im2col.unfold_band(geometry, budget), kh):
-            tiling = _run_im2col.unfolded_tiling(geometry, threads, budget, band)
-            used = _run_im2col.fixed_bytes(geometry, band) + (
+        for band in (runner.unfold_band(geometry, budget), kh):
+            tiling = runner.unfolded_tiling(geometry, threads, budget, band)
+            used = runner.fixed_bytes(geometry, band) + (
                 np.prod(tiling.cols_shape(geometry)) + np.prod(tiling.phases_shape(geometry))
             ) * np.dtype(dtype).itemsize
             assert used <= budget, (band, tiling)
@@ -177,8 +177,8 @@ def test_pointwise_uses_the_input_as_it_is(dtype, monkeypatch, rng):
     w = rng.standard_normal((5, 8, 1, 1)).astype(dtype)
     bias = rng.standard_normal(5).astype(dtype)
     problem, _ = conv2d_problem(x, w, bias, 1, 0, 1, 1, "zeros")
-    assert _run_im2col.is_pointwise(problem.geometry)
-    monkeypatch.setattr(_run_im2col, "correlate_unfolded", None)  # must not be reached
+    assert runner.is_pointwise(problem.geometry)
+    monkeypatch.setattr(runner, "correlate_unfolded", None)  # must not be reached
     _check(x, w, bias)
     _check(x[:, :, ::2, ::-1], w[:, :, :, :], bias)
     with fastconv.workspace_budget(2**16):
@@ -214,9 +214,10 @@ def test_complex_drop_ins_use_complex_gemm(rng):
 def test_images_beyond_32_bit_blas_sizes_are_declined():
     huge = Geometry(1, 1, 50_000, 50_000, 1, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                     np.dtype(np.float32))
-    assert "32-bit" in _run_im2col.declines(huge)
-    assert _run_im2col.declines(Geometry(1, 1, 40_000, 40_000, 1, 3, 3, (1, 1, 1, 1), (1, 1),
-                                         (1, 1), 1, "zeros", np.dtype(np.float32))) is None
+    budget = fastconv.get_workspace_budget()
+    assert "32-bit" in runner.declines(huge, budget)
+    assert runner.declines(Geometry(1, 1, 40_000, 40_000, 1, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1),
+                                    1, "zeros", np.dtype(np.float32)), budget) is None
 
 
 def test_integer_data_is_declined_with_a_remedy():
@@ -232,13 +233,13 @@ def test_blas_runs_single_threaded_inside_and_limits_are_restored(monkeypatch, r
         pytest.skip("needs 2 Numba threads")
     seen = []
     for name in ("correlate_unfolded", "correlate_pointwise"):
-        kernel = getattr(_run_im2col, name)
+        kernel = getattr(runner, name)
 
         def spy(*args, kernel=kernel):
             seen.append(([library.num_threads for library in _blas()], numba.get_num_threads()))
             return kernel(*args)
 
-        monkeypatch.setattr(_run_im2col, name, spy)
+        monkeypatch.setattr(runner, name, spy)
     x = rng.standard_normal((2, 8, 40, 40))
     w = rng.standard_normal((8, 8, 3, 3))
     x1 = rng.standard_normal((2, 32, 40, 40))
@@ -251,7 +252,7 @@ def test_blas_runs_single_threaded_inside_and_limits_are_restored(monkeypatch, r
             fastconv.conv2d(x1, w1, method="im2col", threads=2)
             assert [library.num_threads for library in _blas()] == [2] * len(_blas())
             assert numba.get_num_threads() == 1
-            monkeypatch.setattr(_run_im2col, "correlate_unfolded", _raise)
+            monkeypatch.setattr(runner, "correlate_unfolded", _raise)
             with pytest.raises(RuntimeError, match="kernel failed"):
                 fastconv.conv2d(x, w, padding=1, method="im2col", threads=2)
             assert [library.num_threads for library in _blas()] == [2] * len(_blas())
@@ -272,7 +273,7 @@ def test_kernels_load_from_cache_in_a_second_process(tmp_path):
     the same ``_gemm``."""
     code = """
         import numpy as np, fastconv
-        from fastconv._kernels.im2col import correlate_pointwise
+        from fastconv.strategies.im2col.kernels import correlate_pointwise
         x = np.ones((1, 2, 9, 9), np.float32)
         fastconv.conv2d(x, np.ones((3, 2, 1, 1), np.float32), method="im2col")
         stats = correlate_pointwise.stats
@@ -293,7 +294,7 @@ def test_few_tiles_split_output_channels_between_threads(batch, layout, rng):
     """A slot running several channel blocks of one tile unfolds it once (batch 3)."""
     geometry = Geometry(batch, 64, 7, 7, 128, 3, 3, (1, 1, 1, 1), (1, 1), (1, 1), 1, "zeros",
                         np.dtype(np.float32))
-    tiling = _run_im2col.unfolded_tiling(geometry, 2, 64 * 2**20, 3)
+    tiling = runner.unfolded_tiling(geometry, 2, 64 * 2**20, 3)
     assert tiling.rows == 7 and tiling.k_block == 64
     x = rng.standard_normal((batch, 64, 7, 7)).astype(np.float32)
     w = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)
@@ -305,13 +306,13 @@ def test_few_tiles_split_output_channels_between_threads(batch, layout, rng):
 def test_pointwise_splits_output_channels_of_one_small_image(rng):
     x = rng.standard_normal((1, 64, 5, 5)).astype(np.float32)
     w = rng.standard_normal((128, 64, 1, 1)).astype(np.float32)
-    assert _run_im2col._split_work(conv2d_problem(x, w, None, 1, 0, 1, 1, "zeros")[0].geometry,
+    assert runner._split_work(conv2d_problem(x, w, None, 1, 0, 1, 1, "zeros")[0].geometry,
                                    25, 1, 25, 25, 2) == (25, 64)
     _check(x, w, rng.standard_normal(128).astype(np.float32), threads=2)
 
 
 def test_signatures_stay_closed(rng):
-    from fastconv._kernels.im2col import correlate_pointwise, correlate_unfolded
+    from fastconv.strategies.im2col.kernels import correlate_pointwise, correlate_unfolded
 
     x = rng.standard_normal((2, 4, 9, 10))
     for dtype in (np.float32, np.float64, np.float16, np.int32):

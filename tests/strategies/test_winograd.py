@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 from oracle import assert_close, reference_conv2d
 
 import fastconv
-from fastconv import _run_winograd
-from fastconv._validate import Geometry, conv2d_problem
+from fastconv._validate import conv2d_problem
+from fastconv.core.costing import ITEMS_PER_THREAD
+from fastconv.core.geometry import PADDING_MODES, Geometry
+from fastconv.strategies.winograd import runner
 
 
 def _check(x, w, bias, padding, groups=1, padding_mode="zeros"):
@@ -28,7 +30,7 @@ def _check(x, w, bias, padding, groups=1, padding_mode="zeros"):
     batch=st.integers(1, 3), groups=st.integers(1, 3), cg=st.integers(1, 5), kg=st.integers(1, 4),
     height=st.integers(1, 19), width=st.integers(1, 23),
     padding=st.tuples(*[st.integers(0, 3)] * 4),
-    padding_mode=st.sampled_from(["zeros", "reflect", "replicate", "circular", "symmetric"]),
+    padding_mode=st.sampled_from(PADDING_MODES),
     dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
 )
 def test_random_3x3_layers_match_the_oracle(batch, groups, cg, kg, height, width, padding,
@@ -52,7 +54,7 @@ def test_tile_blocks_at_the_budget_edge(budget_kib, rng):
     bias = rng.standard_normal(6)
     with fastconv.workspace_budget(budget_kib * 2**10):
         geometry = conv2d_problem(x, w, bias, 1, 1, 1, 1, "zeros")[0].geometry
-        tiling = _run_winograd.plan_tiling(geometry, 2, budget_kib * 2**10)
+        tiling = runner.plan_tiling(geometry, 2, budget_kib * 2**10)
         assert (tiling.rows == 1 and tiling.cols < 19) == (budget_kib == 64)
         _check(x, w, bias, (1, 1, 1, 1))
 
@@ -66,11 +68,11 @@ def test_tile_rows_are_shared_evenly(shape):
     groups = 4 if kg == 8 else 1
     geometry = Geometry(batch, channels, size, size, kg * groups, 3, 3, (1, 1, 1, 1), (1, 1),
                         (1, 1), groups, "zeros", np.dtype(np.float32))
-    tiling = _run_winograd.plan_tiling(geometry, 2, 64 * 2**20)
+    tiling = runner.plan_tiling(geometry, 2, 64 * 2**20)
     tile_rows = batch * ((size + 1) // 2)
     items = -(-tile_rows // tiling.rows)
     assert tiling.rows * items - tile_rows < items, tiling
-    assert items * groups >= 2 * _run_winograd.ITEMS_PER_THREAD or items * groups % 2 == 0 or (
+    assert items * groups >= 2 * ITEMS_PER_THREAD or items * groups % 2 == 0 or (
         items == tile_rows), tiling
     if shape == (8, 256, 14, 256):
         assert tiling.rows == 28
@@ -80,9 +82,9 @@ def test_workspace_stays_within_the_budget(rng):
     g = conv2d_problem(rng.standard_normal((8, 64, 56, 56)), rng.standard_normal((64, 64, 3, 3)),
                        None, 1, 1, 1, 1, "zeros")[0].geometry
     for budget in (2**20, 2**22, 2**26):
-        tiling = _run_winograd.plan_tiling(g, 2, budget)
+        tiling = runner.plan_tiling(g, 2, budget)
         buffers = sum(int(np.prod(shape)) for shape in tiling.buffer_shapes(g)) * 8
-        assert _run_winograd.fixed_bytes(g) + buffers <= budget
+        assert runner.fixed_bytes(g) + buffers <= budget
 
 
 @pytest.mark.parametrize("where", ["input", "weight", "fill"])
