@@ -439,20 +439,22 @@ def signal_method(method):
     registered strategy's name."""
     if not (isinstance(method, str) and method in ("auto", "measure", *methods())):
         raise ValueError(f"`method` must be 'auto', 'direct', 'fft', 'measure' or one of "
-                         f"{methods()}; got {method!r}.")
+                         f"{methods()} (acceptable method flags are 'auto', 'direct', or "
+                         f"'fft'); got {method!r}.")
     return method
 
 
 def signal_mode(mode):
     if not (isinstance(mode, str) and mode in SCIPY_MODES):
-        raise ValueError(f"`mode` must be 'full', 'valid' or 'same'; got {mode!r}.")
+        raise ValueError(f"`mode`: acceptable mode flags are 'valid', 'same', or 'full'; got "
+                         f"{mode!r}.")
     return mode
 
 
 def same_rank(a, b):
     if a.ndim != b.ndim:
-        raise ValueError(f"`in1` and `in2` must have the same number of dimensions; got shapes "
-                         f"{a.shape} and {b.shape}.")
+        raise ValueError(f"`in1` and `in2`: in1 and in2 should have the same dimensionality; "
+                         f"got shapes {a.shape} and {b.shape}.")
 
 
 def valid_swap(mode, shape1, shape2, axes):
@@ -463,8 +465,8 @@ def valid_swap(mode, shape1, shape2, axes):
     ok1 = all(shape1[i] >= shape2[i] for i in axes)
     ok2 = all(shape2[i] >= shape1[i] for i in axes)
     if not (ok1 or ok2):
-        raise ValueError(f"`in1` and `in2` must be, in 'valid' mode, one at least as large as the "
-                         f"other on every axis; got shapes {shape1} and {shape2}.")
+        raise ValueError(f"`in1` and `in2`: For 'valid' mode, one must be at least as large as "
+                         f"the other in every dimension; got shapes {shape1} and {shape2}.")
     return not ok1
 
 
@@ -504,21 +506,22 @@ def fft_axes(a, b, mode, axes):
         try:
             chosen = [operator.index(item) for item in items]
         except TypeError:
-            raise ValueError(f"`axes` must be None, an int or a sequence of ints; got "
+            raise ValueError(f"`axes`: axes must be a scalar or iterable of integers; got "
                              f"{axes!r}.") from None
         chosen = [n + ndim if n < 0 else n for n in chosen]
         if any(n >= ndim or n < 0 for n in chosen):
-            raise ValueError(f"`axes` must be axes of the {ndim}-D inputs; got {axes!r}.")
+            raise ValueError(f"`axes`: axes exceeds dimensionality of input ({ndim}-D); got "
+                             f"{axes!r}.")
         if len(set(chosen)) != len(chosen):
-            raise ValueError(f"`axes` must be unique; got {axes!r}.")
+            raise ValueError(f"`axes`: all axes must be unique; got {axes!r}.")
         if not chosen:
-            raise ValueError(f"`axes` must not be empty when given; got {axes!r}.")
+            raise ValueError(f"`axes`: when provided, axes cannot be empty; got {axes!r}.")
     chosen = [n for n in chosen if a.shape[n] != 1 and b.shape[n] != 1]
     if not all(a.shape[n] == b.shape[n] or 1 in (a.shape[n], b.shape[n])
                for n in range(ndim) if n not in chosen):
-        raise ValueError(f"`in1` and `in2` must have equal lengths, or length 1, on the axes "
-                         f"that are not convolved; got shapes {a.shape} and {b.shape} with "
-                         f"axes {axes!r}.")
+        raise ValueError(f"`in1` and `in2`: incompatible shapes for in1 and in2: {a.shape} and "
+                         f"{b.shape} (the axes not convolved must have equal lengths or length "
+                         f"1; axes={axes!r}).")
     return chosen, valid_swap(mode, a.shape, b.shape, chosen)
 
 
@@ -541,14 +544,15 @@ def ndimage_axes(axes, ndim):
     items = (axes,) if np.isscalar(axes) else axes
     try:
         chosen = tuple(operator.index(item) for item in items)
-    except TypeError:
-        raise ValueError(f"`axes` must be None, an int or a sequence of ints; got "
-                         f"{axes!r}.") from None
+    except TypeError as error:
+        raise TypeError(f"`axes` must be None, an int or a sequence of ints; got {axes!r} "
+                        f"({error}).") from None
     if any(n < -ndim or n >= ndim for n in chosen):
-        raise ValueError(f"`axes` must be axes of the {ndim}-D input; got {axes!r}.")
+        raise ValueError(f"`axes`: an axis is out of range for the {ndim}-D input; got "
+                         f"{axes!r}.")
     chosen = tuple(n % ndim for n in chosen)
     if len(set(chosen)) != len(chosen):
-        raise ValueError(f"`axes` must be unique; got {axes!r}.")
+        raise ValueError(f"`axes`: axes must be unique; got {axes!r}.")
     return chosen
 
 
@@ -557,8 +561,8 @@ def per_axis(value, count, name):
     if not isinstance(value, str) and np.iterable(value):
         items = list(value)
         if len(items) != count:
-            raise RuntimeError(f"`{name}` must be a scalar or a sequence of {count} (one per "
-                               f"filtered axis); got {value!r}.")
+            raise RuntimeError(f"`{name}`: sequence argument must have length equal to input "
+                               f"rank (one per filtered axis, {count}); got {value!r}.")
         return items
     return [value] * count
 
@@ -591,8 +595,8 @@ def ndimage_weights(weights, count, name="weights"):
     """Weights for ``count`` filtered axes (SciPy's RuntimeError for a wrong rank or no taps)."""
     w = as_array(weights, name)
     if w.ndim != count or 0 in w.shape:
-        raise RuntimeError(f"`{name}` must be a non-empty array with one axis per filtered axis "
-                           f"({count}); got shape {w.shape}.")
+        raise RuntimeError(f"`{name}`: {name}.ndim ({w.ndim}) must match len(axes) ({count}), "
+                           f"with at least one tap per axis; got shape {w.shape}.")
     return w
 
 

@@ -31,9 +31,11 @@ _FFT_EXACT = 2**52 - 1
 
 
 def _scipy_signal():
-    from scipy import signal  # only for types Numba cannot compute (longdouble, object)
+    # Only for types Numba cannot compute (longdouble, object). The private module: SciPy's own
+    # functions even when its namespace is patched (tests/scipy_suite/plugin.py).
+    from scipy.signal import _signaltools
 
-    return signal
+    return _signaltools
 
 
 def _fft_exact(image, kernel):
