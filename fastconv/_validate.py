@@ -582,8 +582,10 @@ def ndimage_origin(origin, size, name="origin"):
     try:
         value = operator.index(origin)
     except TypeError:
-        if not (isinstance(origin, numbers.Real) and float(origin).is_integer()):
+        if not isinstance(origin, numbers.Real):
             _fail(TypeError, name, "an int or a sequence of ints", origin)
+        if not float(origin).is_integer():
+            _fail(ValueError, name, "a whole number of taps", origin)
         value = int(origin)
     if not -(size // 2) <= value <= (size - 1) // 2:
         _fail(ValueError, name, f"between {-(size // 2)} and {(size - 1) // 2} for a kernel "

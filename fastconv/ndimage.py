@@ -83,26 +83,29 @@ def _filter(input, weights, output, mode, cval, origin, axes, convolve, threads,
         axes = ndimage_axes(axes, x.ndim)
         w = ndimage_weights(w, len(axes))
         modes = ndimage_modes(mode, len(axes))
-    origins = [ndimage_origin(o, k) for o, k in
-               zip(per_axis(origin, len(axes), "origin"), w.shape, strict=True)]
+    # As SciPy: the weights' axes follow the filtered axes in increasing order, while the i-th
+    # mode and origin belong to the i-th entry of ``axes``.
+    kernel = [1] * x.ndim
+    for axis, k in zip(sorted(axes), w.shape, strict=True):
+        kernel[axis] = k
+    origins = [0] * x.ndim
+    all_modes = ["zeros"] * x.ndim
+    for axis, o, m in zip(axes, per_axis(origin, len(axes), "origin"), modes, strict=True):
+        origins[axis] = ndimage_origin(o, kernel[axis])
+        all_modes[axis] = m
     complex_output = x.dtype.kind == "c" or w.dtype.kind == "c"
     out = ndimage_output(output, x, complex_output)
     count = threads_count(threads)
     if x.size == 0:
         return out
+    w = w.reshape(kernel)
     if convolve:  # flip, and move the centre to the mirrored tap (SciPy's rule for even sizes)
         w = w[(slice(None, None, -1),) * w.ndim]
-        origins = [-o - (1 - k % 2) for o, k in zip(origins, w.shape, strict=True)]
+        origins = [-o - (1 - k % 2) for o, k in zip(origins, kernel, strict=True)]
     elif w.dtype.kind == "c":
         w = np.conj(w)
     dtype = _compute_dtype(x, w, out)
-    kernel = [1] * x.ndim
-    pads = [(0, 0)] * x.ndim
-    all_modes = ["zeros"] * x.ndim
-    for axis, k, o, m in zip(axes, w.shape, origins, modes, strict=True):
-        kernel[axis] = k
-        pads[axis] = (k // 2 + o, k - 1 - k // 2 - o)
-        all_modes[axis] = m
+    pads = [(k // 2 + o, k - 1 - k // 2 - o) for k, o in zip(kernel, origins, strict=True)]
     batch, x_shape, w_shape, pads, all_modes = _merged(x.shape, kernel, pads, all_modes)
     xs = np.ascontiguousarray(x, dtype).reshape(batch, 1, *x_shape)
     ws = np.ascontiguousarray(w, dtype).reshape(1, 1, *w_shape)
