@@ -92,7 +92,7 @@ def main():
     print(f"threads={args.threads}, rounds={args.rounds}")
     print("| problem | library | median | min-max | peer / fastconv |")
     print("|---|---|---|---|---|")
-    for label, calls, peer, factors in _problems(args.only):
+    for label, calls, _peer, factors in _problems(args.only):
         factors = factors if isinstance(factors, dict) else {}
         with thread_count(args.threads):
             results = {name: call() for name, call in calls.items()}  # warms up, and checks

@@ -97,7 +97,8 @@ def _rank1(x, w, pad, mode, fill, groups, method, threads):
         tail = rows * seg + taps - 1 - padded.size
         padded = np.concatenate([padded, np.zeros(tail, x.dtype)]) if tail else padded
         step = padded.strides[0]
-        windows = np.lib.stride_tricks.as_strided(padded, (rows, seg + taps - 1), (seg * step, step))
+        windows = np.lib.stride_tricks.as_strided(padded, (rows, seg + taps - 1),
+                                                  (seg * step, step))
         out = _run2d(windows[None, None], w[:, :, None], ((0, 0), (0, 0)), "zeros", 0, 1,
                      method, threads)
         return out.reshape(-1)[:out_length].reshape(1, 1, out_length)

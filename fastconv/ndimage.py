@@ -168,10 +168,10 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
     >>> a = np.arange(9.0).reshape(3, 3)
     >>> ndimage.correlate(a, np.ones((2, 2)), mode="nearest")
     array([[ 0.,  2.,  6.],
-           [ 6., 12., 20.],
-           [18., 27., 35.]])
+           [ 6.,  8., 12.],
+           [18., 20., 24.]])
     >>> ndimage.correlate(np.arange(5), [1, 1, 1], mode="constant", cval=10)
-    array([11,  3,  6,  9, 13])
+    array([11,  3,  6,  9, 17])
     """
     return _filter(input, weights, output, mode, cval, origin, axes, False, threads)
 
@@ -189,7 +189,7 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
     >>> import numpy as np
     >>> from fastconv import ndimage
     >>> ndimage.convolve(np.array([1, 2, 0, 4]), [1, 2], mode="constant")
-    array([1, 4, 4, 4])
+    array([4, 4, 4, 8])
     """
     return _filter(input, weights, output, mode, cval, origin, axes, True, threads)
 

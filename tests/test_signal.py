@@ -198,13 +198,15 @@ def test_correlate2d_convolve2d_are_fastconvs():
 
 
 BAD_CALLS = [  # (function, args, kwargs, exception, words the message holds)
-    ("correlate", (np.ones(3), np.ones((2, 2))), {}, ValueError, "should have the same dimensionality"),
+    ("correlate", (np.ones(3), np.ones((2, 2))), {}, ValueError,
+     "should have the same dimensionality"),
     ("correlate", (np.ones(3), np.ones(2)), {"mode": "nope"}, ValueError, "acceptable mode flags"),
     ("convolve", (np.ones(3), np.ones(2)), {"method": "nope"}, ValueError, "`method` must be"),
     ("correlate", (np.ones((3, 2)), np.ones((2, 3))), {"mode": "valid"}, ValueError,
      "one must be at least as large"),
     ("correlate", (np.zeros(0), np.ones(2)), {}, ValueError, "must be non-empty"),
-    ("fftconvolve", (np.ones(3), np.ones((2, 2))), {}, ValueError, "should have the same dimensionality"),
+    ("fftconvolve", (np.ones(3), np.ones((2, 2))), {}, ValueError,
+     "should have the same dimensionality"),
     ("fftconvolve", (np.ones(3), np.ones(2)), {"mode": 1}, ValueError, "acceptable mode flags"),
     ("fftconvolve", (np.ones((3, 4)), np.ones((2, 2))), {"axes": [2]}, ValueError,
      "axes exceeds dimensionality"),

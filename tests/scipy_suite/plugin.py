@@ -31,7 +31,6 @@ DIFFERENCES = {
 def pytest_configure(config):
     import scipy.ndimage
     import scipy.signal
-
     from scipy._lib._array_api import xp_capabilities_table
 
     import fastconv.ndimage
