@@ -111,6 +111,8 @@ def _filter(input, weights, output, mode, cval, origin, axes, convolve, threads,
     ws = np.ascontiguousarray(w, dtype).reshape(1, 1, *w_shape)
     fill = np.asarray(cval, dtype).item()
     result = correlate_nd(xs, ws, pads, all_modes, fill, 1, "auto", count).reshape(x.shape)
+    if not isinstance(output, np.ndarray) and result.dtype == out.dtype:
+        return result  # a new array of the output's dtype: no copy (``out`` is untouched zeros)
     with np.errstate(invalid="ignore"):  # NaN to integers: C's cast, as SciPy's
         np.copyto(out, result, casting="unsafe")
     return out
