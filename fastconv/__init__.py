@@ -41,4 +41,8 @@ def __getattr__(name):
         from .strategies import methods
 
         return methods()
+    if name in ("signal", "ndimage"):  # SciPy drop-ins, loaded on first use
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'fastconv' has no attribute {name!r}")

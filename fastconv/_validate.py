@@ -8,6 +8,7 @@ planner and the runners read. Every user-facing error is raised here, following 
 
 import hashlib
 import numbers
+import operator
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
@@ -714,3 +715,224 @@ def nd_plan_dtype(dtype, rank):
     if compute.kind == "c" and rank != 2:
         _fail(TypeError, "dtype", f"real for {RANK_LAYOUTS[rank][0]}", Shown(str(np.dtype(dtype))))
     return compute
+
+
+# --- N-D SciPy drop-ins: fastconv.signal and fastconv.ndimage --------------------------------
+# SciPy's exception types for the same bad input; the messages follow the house template.
+
+SIGNAL_METHODS = ("auto", "direct", "fft")
+
+
+def signal_method(method):
+    """``method`` of ``fastconv.signal``: SciPy's 'auto', 'direct', 'fft', 'measure' or a
+    registered strategy's name."""
+    if not (isinstance(method, str) and method in ("auto", "measure", *methods())):
+        raise ValueError(f"`method` must be 'auto', 'direct', 'fft', 'measure' or one of "
+                         f"{methods()} (acceptable method flags are 'auto', 'direct', or "
+                         f"'fft'); got {method!r}.")
+    return method
+
+
+def signal_mode(mode):
+    if not (isinstance(mode, str) and mode in SCIPY_MODES):
+        raise ValueError(f"`mode`: acceptable mode flags are 'valid', 'same', or 'full'; got "
+                         f"{mode!r}.")
+    return mode
+
+
+def same_rank(a, b):
+    if a.ndim != b.ndim:
+        raise ValueError(f"`in1` and `in2`: in1 and in2 should have the same dimensionality; "
+                         f"got shapes {a.shape} and {b.shape}.")
+
+
+def valid_swap(mode, shape1, shape2, axes):
+    """SciPy's rule: in 'valid' mode one input must be at least as large as the other on every
+    axis in ``axes``; True when ``in2`` is the larger one (the inputs are swapped)."""
+    if mode != "valid" or not shape1:
+        return False
+    ok1 = all(shape1[i] >= shape2[i] for i in axes)
+    ok2 = all(shape2[i] >= shape1[i] for i in axes)
+    if not (ok1 or ok2):
+        raise ValueError(f"`in1` and `in2`: For 'valid' mode, one must be at least as large as "
+                         f"the other in every dimension; got shapes {shape1} and {shape2}.")
+    return not ok1
+
+
+def nd_compute_dtype(dtype, integers):
+    """The engine's compute dtype for a result dtype: ``integers`` (int64, exact) for bool and
+    integers, float32 for float16, the dtype itself for float32/64 and complex64/128, None for
+    what Numba cannot compute (longdouble, object: SciPy computes those)."""
+    if dtype.kind in "biu":
+        return np.dtype(integers)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "fc" and dtype.itemsize <= (16 if dtype.kind == "c" else 8):
+        return dtype
+    return None
+
+
+def signal_inputs(in1, in2, mode, method):
+    """Arrays, result dtype, compute dtype (None: SciPy computes it) and swap flag of a
+    ``fastconv.signal.correlate``/``convolve`` call with more than 0 dimensions."""
+    a, b = np.asarray(in1), np.asarray(in2)
+    same_rank(a, b)
+    signal_mode(mode)
+    signal_method(method)
+    swapped = valid_swap(mode, a.shape, b.shape, range(a.ndim))
+    dtype = np.result_type(a, b)
+    return a, b, dtype, nd_compute_dtype(dtype, np.int64), swapped
+
+
+def fft_axes(a, b, mode, axes):
+    """SciPy's axes handling of ``fftconvolve``/``oaconvolve``: the convolved axes (axes where
+    either input has length 1 are broadcast instead) and whether the inputs swap."""
+    ndim = a.ndim
+    if axes is None:
+        chosen = list(range(ndim))
+    else:
+        items = (axes,) if isinstance(axes, numbers.Number) else axes
+        try:
+            chosen = [operator.index(item) for item in items]
+        except TypeError:
+            raise ValueError(f"`axes`: axes must be a scalar or iterable of integers; got "
+                             f"{axes!r}.") from None
+        chosen = [n + ndim if n < 0 else n for n in chosen]
+        if any(n >= ndim or n < 0 for n in chosen):
+            raise ValueError(f"`axes`: axes exceeds dimensionality of input ({ndim}-D); got "
+                             f"{axes!r}.")
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"`axes`: all axes must be unique; got {axes!r}.")
+        if not chosen:
+            raise ValueError(f"`axes`: when provided, axes cannot be empty; got {axes!r}.")
+    chosen = [n for n in chosen if a.shape[n] != 1 and b.shape[n] != 1]
+    if not all(a.shape[n] == b.shape[n] or 1 in (a.shape[n], b.shape[n])
+               for n in range(ndim) if n not in chosen):
+        raise ValueError(f"`in1` and `in2`: incompatible shapes for in1 and in2: {a.shape} and "
+                         f"{b.shape} (the axes not convolved must have equal lengths or length "
+                         f"1; axes={axes!r}).")
+    return chosen, valid_swap(mode, a.shape, b.shape, chosen)
+
+
+NDIMAGE_MODES = {
+    "reflect": "symmetric",
+    "grid-mirror": "symmetric",
+    "mirror": "reflect",
+    "nearest": "replicate",
+    "wrap": "circular",
+    "grid-wrap": "circular",
+    "constant": "constant",
+    "grid-constant": "constant",
+}
+
+
+def ndimage_axes(axes, ndim):
+    """``axes`` of ``fastconv.ndimage.correlate`` as a tuple of non-negative ints."""
+    if axes is None:
+        return tuple(range(ndim))
+    items = (axes,) if np.isscalar(axes) else axes
+    try:
+        chosen = tuple(operator.index(item) for item in items)
+    except TypeError as error:
+        raise TypeError(f"`axes` must be None, an int or a sequence of ints; got {axes!r} "
+                        f"({error}).") from None
+    if any(n < -ndim or n >= ndim for n in chosen):
+        raise ValueError(f"`axes`: an axis is out of range for the {ndim}-D input; got "
+                         f"{axes!r}.")
+    chosen = tuple(n % ndim for n in chosen)
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"`axes`: axes must be unique; got {axes!r}.")
+    return chosen
+
+
+def per_axis(value, count, name):
+    """A scalar repeated ``count`` times, or a sequence of that length (SciPy's RuntimeError)."""
+    if not isinstance(value, str) and np.iterable(value):
+        items = list(value)
+        if len(items) != count:
+            raise RuntimeError(f"`{name}`: sequence argument must have length equal to input "
+                               f"rank (one per filtered axis, {count}); got {value!r}.")
+        return items
+    return [value] * count
+
+
+def ndimage_modes(mode, count, sequence=True):
+    """One engine padding mode per filtered axis from ndimage's names (RuntimeError, as SciPy)."""
+    modes = per_axis(mode, count, "mode") if sequence else [mode]
+    for item in modes:
+        if not (isinstance(item, str) and item in NDIMAGE_MODES):
+            raise RuntimeError(f"`mode` must be one of {tuple(NDIMAGE_MODES)}"
+                               f"{' or a sequence of them' if sequence else ''}; got {mode!r}.")
+    return [NDIMAGE_MODES[item] for item in modes] * (1 if sequence else count)
+
+
+def ndimage_origin(origin, size, name="origin"):
+    """An origin for a kernel axis of ``size`` taps: -(size // 2) <= origin <= (size - 1) // 2."""
+    try:
+        value = operator.index(origin)
+    except TypeError:
+        if not isinstance(origin, numbers.Real):
+            _fail(TypeError, name, "an int or a sequence of ints", origin)
+        if not float(origin).is_integer():
+            _fail(ValueError, name, "a whole number of taps", origin)
+        value = int(origin)
+    if not -(size // 2) <= value <= (size - 1) // 2:
+        _fail(ValueError, name, f"between {-(size // 2)} and {(size - 1) // 2} for a kernel "
+              f"axis of {size} taps (-(size // 2) <= origin <= (size - 1) // 2)", origin)
+    return value
+
+
+def ndimage_weights(weights, count, name="weights"):
+    """Weights for ``count`` filtered axes (SciPy's RuntimeError for a wrong rank or no taps)."""
+    w = as_array(weights, name)
+    if w.ndim != count or 0 in w.shape:
+        raise RuntimeError(f"`{name}`: {name}.ndim ({w.ndim}) must match len(axes) ({count}), "
+                           f"with at least one tap per axis; got shape {w.shape}.")
+    return w
+
+
+def ndimage_output(output, input, complex_output):
+    """The array to write: SciPy's ``output`` rules (None: the input's dtype; a dtype; an array of
+    the input's shape), promoted to complex for complex data as SciPy does."""
+    import warnings
+
+    shape = input.shape
+    if output is None:
+        dtype = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype
+        return np.zeros(shape, dtype)
+    if isinstance(output, (type, np.dtype, str)):
+        try:
+            dtype = np.dtype(output)
+        except TypeError:
+            _fail(TypeError, "output", "None, a dtype or an array", output)
+        if dtype.kind not in "biufc":
+            raise RuntimeError(f"`output` must have a numeric dtype; got {dtype}.")
+        if complex_output and dtype.kind != "c":
+            if isinstance(output, str):
+                raise RuntimeError(f"`output` must have a complex dtype for complex data; got "
+                                   f"{dtype}.")
+            warnings.warn("promoting specified output dtype to complex", stacklevel=4)
+            dtype = np.promote_types(dtype, np.complex64)
+        return np.zeros(shape, dtype)
+    if not isinstance(output, np.ndarray):
+        _fail(TypeError, "output", "None, a dtype or a NumPy array", Shown(type(output).__name__))
+    if output.shape != shape:
+        raise RuntimeError(f"`output` must have the input's shape {shape}; got shape "
+                           f"{output.shape}.")
+    if complex_output and output.dtype.kind != "c":
+        raise RuntimeError(f"`output` must have a complex dtype for complex data; got "
+                           f"{output.dtype}.")
+    if output.dtype.kind not in "biufc":
+        raise RuntimeError(f"`output` must have a numeric dtype; got {output.dtype}.")
+    return output
+
+
+def ndimage_cval(cval, complex_input, complex_weights):
+    """``cval`` as a Python number; complex only for complex input (SciPy raises TypeError for
+    real data, ValueError for real input with complex weights)."""
+    value = np.asarray(cval)
+    if value.ndim != 0 or value.dtype.kind not in "biufc":
+        _fail(TypeError, "cval", "a real or complex scalar", cval)
+    if value.dtype.kind == "c" and not complex_input:
+        _fail(ValueError if complex_weights else TypeError, "cval", "real for real input", cval)
+    return value.item()

@@ -209,3 +209,24 @@ def check_conv_nd(method, x, w, bias, **options):
     scale = reference_conv_nd(abs(x), abs(w), None if bias is None else abs(bias), **reference)
     dtype = fastconv._validate.conv2d_dtype(x, w, bias)
     assert_close(got, expected, scale, dtype, method)
+
+
+def assert_close_nd(actual, expected, scale, dtype):
+    """N-D drop-ins: dtype, then shape, then values. Integers exactly; floats within the local
+    tolerance of the compute precision plus the FFT's normwise term over the whole output (the
+    planner may pick the FFT for any call)."""
+    dtype = np.dtype(dtype)
+    assert actual.dtype == dtype, f"dtype {actual.dtype} != {dtype}"
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    if dtype.kind in "iub":
+        np.testing.assert_array_equal(actual, expected)
+        return
+    compute = np.dtype(np.float32) if dtype.itemsize <= 4 or dtype == np.complex64 else \
+        np.dtype(np.float64)
+    scale = np.asarray(scale, np.float64)
+    unit = np.finfo(compute).eps
+    bound = LOCAL_TOLERANCE[compute] * scale + 2 * unit * np.log2(max(64, scale.size)) * \
+        np.max(scale, initial=0.0)
+    error = np.abs(actual.astype(np.complex128) - expected)
+    worst = np.max(error - bound, initial=-np.inf)
+    assert worst <= 0, f"error exceeds tolerance by {worst:.3g} (max {error.max():.3g})"

@@ -31,7 +31,8 @@ problem is 1 x k).
 Entry points for the rest of the package (transposed convolutions, gradients, N-D drop-ins,
 dask), all on canonical arrays:
 
-``correlate_nd(x, w, bias, stride, dilation, padding, padding_mode, groups, method, threads)``
+``correlate_nd(x, w, bias, stride, dilation, padding, padding_mode, groups, method, threads,
+persist, fill)``
     ``x`` (N, C, *spatial) and ``w`` (K, C/groups, *kernel) with 1 to 3 spatial axes, C-contiguous
     and of one compute dtype (float32, float64; complex64/128 and int64 run on the strategies that
     take them), ``bias`` (K,) of that dtype or None; ``stride``/``dilation`` one int per axis,
@@ -178,13 +179,16 @@ def plan_nd(nd, method="auto", threads=None):
 
 
 def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", groups=1,
-                 method="auto", threads=None, persist=None):
+                 method="auto", threads=None, persist=None, fill=0):
     """(N, K, *out) correlation of canonical arrays of any rank 1-3 (contract: module
     docstring). A Plan given as ``method`` must come from :func:`plan_nd` for this call (the
-    caller checks)."""
+    caller checks). ``fill``: the value of constant padding (the drop-ins' ``cval``; padding mode
+    "zeros" with a non-zero fill pads with it)."""
     import numba
 
     count = numba.get_num_threads() if threads is None else threads
+    if padding_mode == "zeros" and fill != 0 and any(any(pair) for pair in padding):
+        padding_mode = "constant"  # a fill that is not zero: see core/geometry.py
     if bias is None:
         bias = np.zeros(w.shape[0], x.dtype)
     nd = NdGeometry(input_shape=x.shape, weight_shape=w.shape, stride=tuple(stride),
@@ -203,7 +207,7 @@ def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", gr
             chunk_plan = plan if problem.geometry == plan.geometry else plan.remainder
             return execute(chunk_plan, problem)
 
-    fill = np.zeros(1, x.dtype)
+    fill = np.full(1, fill, x.dtype)
     if nd.rank < 3:
         g = reduction.geometry
         shape4 = (g.batch, g.channels, g.height, g.width)
@@ -231,7 +235,7 @@ def _run_folded(nd, reduction, x, w, bias, fill, run):
             for j, od in enumerate(range(d0, d1)):
                 for t, source in enumerate(depth_map[od * nd.stride[0] + taps]):
                     if source < 0:
-                        gathered[:, j, :, t] = 0
+                        gathered[:, j, :, t] = fill[0]
                     else:
                         gathered[:, j, :, t] = x[n0:n1, :, source]
             batch = (n1 - n0) * (d1 - d0)

@@ -1,0 +1,229 @@
+"""Drop-ins for the convolutions of :mod:`scipy.ndimage`, on fastconv's parallel engine.
+
+Change one import, ``from fastconv import ndimage``, and ``ndimage.correlate``, ``convolve``,
+``correlate1d`` and ``convolve1d`` take the same arguments (every boundary mode, per-axis origins,
+``output`` as an array or a dtype, ``axes``) and return SciPy 1.17's results, computed in parallel
+by the strategy fastconv's planner picks. This module does not import :mod:`scipy.ndimage`.
+
+The boundary modes are ``numpy.pad``'s, padding wider than the input included (checked against
+SciPy for every mode, kernel and origin): ``reflect``/``grid-mirror`` = ``'symmetric'``,
+``mirror`` = ``'reflect'``, ``nearest`` = ``'edge'``, ``wrap``/``grid-wrap`` = ``'wrap'``,
+``constant``/``grid-constant`` = ``cval`` (the grid- names differ from the others only in
+SciPy's interpolation functions, not in its filters).
+"""
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
+
+from ._ndengine import correlate_nd
+from ._validate import (
+    as_array,
+    ndimage_axes,
+    ndimage_cval,
+    ndimage_modes,
+    ndimage_origin,
+    ndimage_output,
+    ndimage_weights,
+    per_axis,
+    threads_count,
+)
+
+__all__ = ["convolve", "convolve1d", "correlate", "correlate1d"]
+
+
+def _input(input):
+    x = as_array(input, "input")
+    if x.dtype.itemsize > (16 if x.dtype.kind == "c" else 8):
+        raise RuntimeError(f"`input` must have a dtype of at most 64-bit precision; got "
+                           f"{x.dtype} (SciPy does not support it either).")
+    return x
+
+
+def _compute_dtype(x, w, out):
+    """complex128 for complex data and float64 for the rest, as SciPy; float32 (and float16)
+    images written to float32 (or float16) stay in float32, at twice the speed."""
+    if x.dtype.kind == "c" or w.dtype.kind == "c":
+        return np.dtype(np.complex128)
+    if x.dtype.kind == "f" and x.dtype.itemsize <= 4 and out.dtype.kind == "f" \
+            and out.dtype.itemsize <= 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _merged(shape, kernel, pads, modes):
+    """The problem with axes where the kernel has one tap (and so no padding) folded away:
+    leading ones into the batch, runs of them into one axis (C order makes both free)."""
+    batch = 1
+    axis = 0
+    while axis < len(shape) - 1 and kernel[axis] == 1:
+        batch *= shape[axis]
+        axis += 1
+    x_shape, w_shape, out_pads, out_modes = [], [], [], []
+    for n in range(axis, len(shape)):
+        if kernel[n] == 1 and w_shape and w_shape[-1] == 1:
+            x_shape[-1] *= shape[n]
+            continue
+        x_shape.append(shape[n])
+        w_shape.append(kernel[n])
+        out_pads.append(pads[n])
+        out_modes.append(modes[n])
+    return batch, x_shape, w_shape, out_pads, out_modes
+
+
+def _filter(input, weights, output, mode, cval, origin, axes, convolve, threads, one_axis=False):
+    x = _input(input)
+    w = np.asarray(weights)
+    cval = ndimage_cval(cval, x.dtype.kind == "c", w.dtype.kind == "c")
+    if one_axis:
+        axes = (normalize_axis_index(axes, x.ndim),)
+        if w.ndim != 1 or w.size == 0:
+            raise RuntimeError(f"`weights` must be a non-empty 1-D array; got shape {w.shape}.")
+        modes = ndimage_modes(mode, 1, sequence=False)
+    else:
+        axes = ndimage_axes(axes, x.ndim)
+        w = ndimage_weights(w, len(axes))
+        modes = ndimage_modes(mode, len(axes))
+    # As SciPy: the weights' axes follow the filtered axes in increasing order, while the i-th
+    # mode and origin belong to the i-th entry of ``axes``.
+    kernel = [1] * x.ndim
+    for axis, k in zip(sorted(axes), w.shape, strict=True):
+        kernel[axis] = k
+    origins = [0] * x.ndim
+    all_modes = ["zeros"] * x.ndim
+    for axis, o, m in zip(axes, per_axis(origin, len(axes), "origin"), modes, strict=True):
+        origins[axis] = ndimage_origin(o, kernel[axis])
+        all_modes[axis] = m
+    complex_output = x.dtype.kind == "c" or w.dtype.kind == "c"
+    out = ndimage_output(output, x, complex_output)
+    count = threads_count(threads)
+    if x.size == 0:
+        return out
+    w = w.reshape(kernel)
+    if convolve:  # flip, and move the centre to the mirrored tap (SciPy's rule for even sizes)
+        w = w[(slice(None, None, -1),) * w.ndim]
+        origins = [-o - (1 - k % 2) for o, k in zip(origins, kernel, strict=True)]
+    elif w.dtype.kind == "c":
+        w = np.conj(w)
+    dtype = _compute_dtype(x, w, out)
+    pads = [(k // 2 + o, k - 1 - k // 2 - o) for k, o in zip(kernel, origins, strict=True)]
+    batch, x_shape, w_shape, pads, all_modes = _merged(x.shape, kernel, pads, all_modes)
+    xs = np.ascontiguousarray(x, dtype).reshape(batch, 1, *x_shape)
+    ws = np.ascontiguousarray(w, dtype).reshape(1, 1, *w_shape)
+    fill = np.asarray(cval, dtype).item()
+    result = correlate_nd(xs, ws, pads, all_modes, fill, 1, "auto", count).reshape(x.shape)
+    if not isinstance(output, np.ndarray) and result.dtype == out.dtype:
+        return result  # a new array of the output's dtype: no copy (``out`` is untouched zeros)
+    with np.errstate(invalid="ignore"):  # NaN to integers: C's cast, as SciPy's
+        np.copyto(out, result, casting="unsafe")
+    return out
+
+
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+              threads=None):
+    """Multidimensional correlation: a drop-in for :func:`scipy.ndimage.correlate`.
+
+    Parameters
+    ----------
+    input : array_like
+        Any rank; bool, integer, float and complex.
+    weights : array_like
+        One axis per filtered axis (``input.ndim``, or ``len(axes)``). Complex weights are
+        conjugated (as SciPy and ``numpy.correlate`` do).
+    output : numpy.ndarray or dtype, optional
+        The array to write (the input's shape), or the dtype of the result. Default: the input's
+        dtype (complex for complex weights).
+    mode : str or sequence of str
+        ``'reflect'`` (default; ``'grid-mirror'``), ``'mirror'``, ``'nearest'``, ``'wrap'``
+        (``'grid-wrap'``), ``'constant'`` (``'grid-constant'``): how the input extends beyond its
+        edges, as ``numpy.pad``'s 'symmetric', 'reflect', 'edge', 'wrap' and constant ``cval``.
+        A sequence gives one mode per filtered axis.
+    cval : scalar
+        The value beyond the edges in the constant modes.
+    origin : int or sequence of int
+        Shifts the kernel's centre (``k // 2`` on each axis) by ``origin`` taps; one per filtered
+        axis, ``-(k // 2) <= origin <= (k - 1) // 2``.
+    axes : int or sequence of int, optional
+        The axes to filter (default all).
+    threads : int, optional
+        Threads for this call; default ``numba.get_num_threads()``. Not a SciPy argument.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``output`` itself when it is an array. Integer outputs truncate toward zero and wrap, as
+        SciPy's C casts do.
+
+    Notes
+    -----
+    As SciPy, the sums are formed in float64 (complex128 for complex data), except that float32
+    and float16 images written to a float32 or float16 output are summed in float32: the result
+    differs from SciPy's by float32 rounding (relative ~1e-7 of the window's sum of magnitudes).
+    Integer outputs truncate the float64 sum as SciPy does, but a sum whose exact value is an
+    integer can come out one ulp below it in a different order of additions than SciPy's, and
+    truncate to the integer below. Extensions of SciPy: a sequence of modes (SciPy's
+    ``correlate`` raises RuntimeError), float16 data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import ndimage
+    >>> a = np.arange(9.0).reshape(3, 3)
+    >>> ndimage.correlate(a, np.ones((2, 2)), mode="nearest")
+    array([[ 0.,  2.,  6.],
+           [ 6.,  8., 12.],
+           [18., 20., 24.]])
+    >>> ndimage.correlate(np.arange(5), [1, 1, 1], mode="constant", cval=10)
+    array([11,  3,  6,  9, 17])
+    """
+    return _filter(input, weights, output, mode, cval, origin, axes, False, threads)
+
+
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None,
+             threads=None):
+    """Multidimensional convolution: a drop-in for :func:`scipy.ndimage.convolve`.
+
+    Arguments, results and differences from SciPy as :func:`correlate`; the weights are flipped
+    (not conjugated), and the centre moves to the mirrored tap: ``origin`` o becomes ``-o - 1``
+    on even axes, ``-o`` on odd ones, as in SciPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv import ndimage
+    >>> ndimage.convolve(np.array([1, 2, 0, 4]), [1, 2], mode="constant")
+    array([4, 4, 4, 8])
+    """
+    return _filter(input, weights, output, mode, cval, origin, axes, True, threads)
+
+
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                threads=None):
+    """One-dimensional correlation along ``axis``: a drop-in for
+    :func:`scipy.ndimage.correlate1d`.
+
+    Arguments and results as :func:`correlate` with 1-D ``weights``, one ``mode`` (a string) and
+    one ``origin``.
+
+    Examples
+    --------
+    >>> from fastconv import ndimage
+    >>> ndimage.correlate1d([2, 8, 0, 4, 1, 9, 9, 0], weights=[1, 3])
+    array([ 8, 26,  8, 12,  7, 28, 36,  9])
+    """
+    return _filter(input, weights, output, mode, cval, origin, axis, False, threads,
+                   one_axis=True)
+
+
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+               threads=None):
+    """One-dimensional convolution along ``axis``: a drop-in for
+    :func:`scipy.ndimage.convolve1d`.
+
+    Examples
+    --------
+    >>> from fastconv import ndimage
+    >>> ndimage.convolve1d([2, 8, 0, 4, 1, 9, 9, 0], weights=[1, 3])
+    array([14, 24,  4, 13, 12, 36, 27,  0])
+    """
+    return _filter(input, weights, output, mode, cval, origin, axis, True, threads,
+                   one_axis=True)
