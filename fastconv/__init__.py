@@ -2,6 +2,7 @@
 
 from ._api import (
     conv2d,
+    conv_transpose2d,
     convolve2d,
     correlate2d,
     get_workspace_budget,
@@ -20,9 +21,11 @@ __all__ = [
     "Plan",
     "__version__",
     "conv2d",
+    "conv_transpose2d",
     "convolve2d",
     "correlate2d",
     "get_workspace_budget",
+    "grad",
     "last_method",
     "output_shape",
     "plan",
@@ -37,4 +40,8 @@ def __getattr__(name):
         from .strategies import methods
 
         return methods()
+    if name == "grad":  # loaded on first use: `import fastconv` stays light
+        import importlib
+
+        return importlib.import_module(".grad", __name__)
     raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
