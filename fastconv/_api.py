@@ -5,6 +5,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from ._transpose import transposed
 from ._validate import (
     budget_bytes,
     check_method,
@@ -19,7 +20,6 @@ from ._validate import (
     shape_tuple,
     threads_count,
 )
-from ._transpose import transposed
 from .core import workspace
 from .planning.execute import execute
 from .planning.measure import run_measured

@@ -46,7 +46,9 @@ from ._validate import (
     transpose_arrays,
     transpose_call,
 )
+from .core.geometry import NUMPY_PAD_MODES
 from .core.padding import _axis_map
+from .core.workspace import get_budget as get_workspace_budget
 
 Spec = namedtuple("Spec", "shape dtype")
 """A forward problem's operand given by shape and dtype alone: planning instead of running."""
@@ -144,7 +146,9 @@ def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
     batch, sizes = gy.shape[0], gy.shape[2:]
     channels = w.shape[1] * groups
     kernel = w.shape[2:]
-    axes = [_phases(*axis) for axis in zip(sizes, kernel, stride, dilation, *zip(*windows))]
+    starts, lengths = zip(*windows, strict=True)
+    axes = [_phases(*axis) for axis in zip(sizes, kernel, stride, dilation, starts, lengths,
+                                          strict=True)]
     swapped = Spec((channels, w.shape[0] // groups, *kernel), w.dtype) if planning else (
         _swap_channels(w, groups))
     out = [] if planning else np.zeros((batch, channels, *(n for _, n in windows)), gy.dtype)
@@ -153,8 +157,10 @@ def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
                        dilation=tuple(p.dilation for p in pieces), groups=groups,
                        padding_mode="zeros", method=method, threads=threads)
         if planning:
-            x_shape = gy.shape[:2] + tuple(_length(p.source, n) for p, n in zip(pieces, sizes))
-            w_shape = swapped.shape[:2] + tuple(_length(p.taps, k) for p, k in zip(pieces, kernel))
+            x_shape = gy.shape[:2] + tuple(
+                _length(p.source, n) for p, n in zip(pieces, sizes, strict=True))
+            w_shape = swapped.shape[:2] + tuple(
+                _length(p.taps, k) for p, k in zip(pieces, kernel, strict=True))
             out.append(_forward(Spec(x_shape, gy.dtype), Spec(w_shape, w.dtype), **options))
             continue
         x = gy[(Ellipsis, *(p.source for p in pieces))]
@@ -194,21 +200,120 @@ def input_gradient(rank, input_shape, weight, grad_output, stride, padding, dila
     return _fold(gxp, sizes, pads, padding_mode).reshape(tuple(input_shape))
 
 
-def _weight_problem(x, gy, groups, stride, padding, dilation, padding_mode, method, threads):
-    """The forward problem of the weight gradient: (batch Cg, channels groups*N) input, grad
-    output as the (K, N, *out) weight, stride and dilation swapped."""
+def _columns_chunks(batch, out, kernel, channels, itemsize, budget):
+    """Batch items per chunk of the column matrix, which holds ``prod(out) * channels *
+    prod(kernel)`` values per item: as many as fit the workspace budget (at least one)."""
+    per_item = int(np.prod(out)) * channels * int(np.prod(kernel)) * itemsize
+    step = max(1, min(batch, budget // max(per_item, 1)))
+    return [(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
+def _columns(x, kernel, out, groups, stride, padding, dilation, padding_mode):
+    """The column matrix of ``x`` (n, C, *spatial) as a 1x1 problem's input: channel
+    ``(i, n, *o)`` and flattened spatial ``(c, *t)`` hold ``xp[n, i*Cg + c, o*s + t*d]``."""
+    batch, channels, *_ = x.shape
+    rank = len(kernel)
+    mode = NUMPY_PAD_MODES[padding_mode]
+    xp = np.pad(x, ((0, 0), (0, 0), *padding), mode) if any(map(any, padding)) else x
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True))
+    axes = tuple(range(2, 2 + rank))
+    view = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=axes)
+    view = view[(slice(None), slice(None),
+                 *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride, strict=True)),
+                 *(slice(None, None, d) for d in dilation))]
+    cg = channels // groups
+    view = view.reshape(batch, groups, cg, *out, *kernel)
+    order = (1, 0, *range(3, 3 + rank), 2, *range(3 + rank, 3 + 2 * rank))
+    return np.ascontiguousarray(view.transpose(order)).reshape(
+        1, groups * batch * int(np.prod(out)), cg * int(np.prod(kernel[:-1])), kernel[-1])
+
+
+def _weight_problems(x, gy, kernel, groups, stride, padding, dilation, padding_mode, method,
+                     threads):
+    """The weight gradient (K, C/groups, *k) as 1x1 forward problems, a GEMM whose reduction
+    runs over the batch and the output pixels: input the column matrix (channels: batch and
+    pixels, spatial: input channels and taps), weight ``grad_output`` (K, N * pixels, 1, 1); the
+    batch is cut into chunks whose column matrix fits the workspace budget, their results summed.
+    With :data:`Spec` operands, the plans of those problems."""
+    batch, channels = x.shape[:2]
+    out_channels, out = gy.shape[1], tuple(gy.shape[2:])
+    cg = channels // groups
+    pixels = int(np.prod(out))
+    spatial = (cg * int(np.prod(kernel[:-1])), kernel[-1])
+    options = dict(stride=1, padding=0, dilation=1, groups=groups, padding_mode="zeros",
+                   method=method, threads=threads)
+    chunks = _columns_chunks(batch, out, kernel, channels, np.dtype(x.dtype).itemsize,
+                             get_workspace_budget())
+    if isinstance(x, Spec):
+        return tuple(_forward(Spec((1, groups * (stop - start) * pixels, *spatial), x.dtype),
+                              Spec((out_channels, (stop - start) * pixels, 1, 1), gy.dtype),
+                              **options) for start, stop in chunks)
+    total = None
+    for start, stop in chunks:
+        columns = _columns(x[start:stop], kernel, out, groups, stride, padding, dilation,
+                           padding_mode)
+        weight = np.ascontiguousarray(gy[start:stop].swapaxes(0, 1)).reshape(
+            out_channels, (stop - start) * pixels, 1, 1)
+        part = _forward(columns, weight, **options)
+        total = part if total is None else total + part
+    return total.reshape(out_channels, cg, *kernel)
+
+
+def _swapped_problem(x, gy, kernel, groups, stride, padding, dilation, padding_mode, method,
+                     threads):
+    """The weight gradient (K, C/groups, *k) as one forward correlation of the padded input with
+    ``grad_output`` as an output-sized kernel: batch Cg, channels ``groups * N`` (group ``i``'s
+    channel ``c`` of item ``n`` at ``(c, i*N + n)``), weight ``grad_output`` (K, N, *out),
+    stride and dilation swapped. With :data:`Spec` operands, its plan (a 1-tuple)."""
     batch, channels, *sizes = x.shape
     cg = channels // groups
     options = dict(stride=dilation, padding=padding, dilation=stride, groups=groups,
                    padding_mode=padding_mode, method=method, threads=threads)
     if isinstance(x, Spec):
         w_shape = (gy.shape[1], batch, *gy.shape[2:])
-        return _forward(Spec((cg, groups * batch, *sizes), x.dtype), Spec(w_shape, gy.dtype),
-                        **options)
+        return (_forward(Spec((cg, groups * batch, *sizes), x.dtype), Spec(w_shape, gy.dtype),
+                         **options),)
     spatial = tuple(range(3, 3 + len(sizes)))
     swapped = x.reshape(batch, groups, cg, *sizes).transpose(2, 1, 0, *spatial).reshape(
         cg, groups * batch, *sizes)
-    return _forward(swapped, gy.swapaxes(0, 1), **options)
+    out = _forward(swapped, gy.swapaxes(0, 1), **options)
+    # The last outputs of an axis may reach past the kernel (the forward's unused padding).
+    out = out[(slice(None), slice(None), *(slice(0, k) for k in kernel))]
+    return np.ascontiguousarray(out.swapaxes(0, 1))
+
+
+# Rate at which NumPy gathers the column matrix (a strided copy), to price it next to the
+# engine's estimates when choosing the weight gradient's formulation. bench/grad.py measured the
+# columns formulation 2.4-12x faster than the swapped correlation on the ResNet stem 7x7/2 and
+# 256-channel 14x14 3x3 layers, even on 64-channel 56x56 3x3, and 3.5-16x slower on 32-channel
+# 5x5 and 7x7 and 16-channel 15x15 layers (fp32, 2 threads, a loaded machine); this rate makes
+# the comparison pick the faster one on each.
+COLUMN_BYTES_PER_SECOND = 4e9
+
+
+def _weight_formulation(x_spec, gy_spec, kernel, groups, stride, padding, dilation,
+                        padding_mode, method, threads):
+    """(problems function, plans) of the faster weight-gradient formulation by the engine's
+    estimates: the column GEMM (plus the column matrix's gathering) or the swapped correlation.
+    A forced ``method`` that declines one formulation's problems leaves the other."""
+    arguments = (x_spec, gy_spec, kernel, groups, stride, padding, dilation, padding_mode,
+                 "auto" if method == "measure" else method, threads)
+    options = []
+    for problems in (_weight_problems, _swapped_problem):
+        try:
+            plans = problems(*arguments)
+        except ValueError:  # the forced method declines it
+            continue
+        seconds = sum(p.candidate(p.method).seconds or 0.0 for p in plans)
+        if problems is _weight_problems:
+            columns = int(np.prod(gy_spec.shape[2:])) * x_spec.shape[0] * x_spec.shape[1]
+            seconds += columns * int(np.prod(kernel)) * np.dtype(x_spec.dtype).itemsize / (
+                COLUMN_BYTES_PER_SECOND)
+        options.append((seconds, problems, plans))
+    if not options:  # both declined: the forced method's own error
+        _swapped_problem(*arguments)
+    _, problems, plans = min(options, key=lambda option: option[0])
+    return problems, plans
 
 
 def weight_gradient(rank, input, weight_shape, grad_output, stride, padding, dilation, groups,
@@ -218,10 +323,11 @@ def weight_gradient(rank, input, weight_shape, grad_output, stride, padding, dil
     count = threads_count(threads)
     (x, gy), (groups, stride, pads, dilation), w_full = grad_weight_call(
         input, weight_shape, grad_output, stride, padding, dilation, groups, padding_mode, rank)
-    out = _weight_problem(x, gy, groups, stride, pads, dilation, padding_mode, method, count)
-    # The last outputs of an axis may reach past the kernel (the forward's unused padding).
-    out = out[(slice(None), slice(None), *(slice(0, k) for k in w_full[2:]))]
-    return np.ascontiguousarray(out.swapaxes(0, 1)).reshape(tuple(weight_shape))
+    kernel = w_full[2:]
+    problems, _ = _weight_formulation(Spec(x.shape, x.dtype), Spec(gy.shape, gy.dtype), kernel,
+                                      groups, stride, pads, dilation, padding_mode, method, count)
+    out = problems(x, gy, kernel, groups, stride, pads, dilation, padding_mode, method, count)
+    return out.reshape(tuple(weight_shape))
 
 
 def transposed(rank, input, weight, bias, stride, padding, output_padding, groups, dilation,
@@ -285,5 +391,5 @@ def plan_weight(input_shape, weight_shape, dtype, stride, padding, dilation, gro
     out = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), d, k, s in zip(
         x_full[2:], pads, dilation, w_full[2:], stride, strict=True))
     gy = Spec(x_full[:1] + w_full[:1] + out, dtype)
-    return (_weight_problem(Spec(x_full, dtype), gy, groups, stride, pads, dilation,
-                            padding_mode, method, count),)
+    return _weight_formulation(Spec(x_full, dtype), gy, w_full[2:], groups, stride, pads,
+                               dilation, padding_mode, method, count)[1]

@@ -607,11 +607,9 @@ def _leading(lead, channels):
 
 
 def shapes_rank(input_shape, weight_shape):
-    """The number of spatial axes of a layer given by shapes alone: a full weight shape has two
-    more axes than there are spatial ones, unless the input is spatial only (then they match)."""
-    if len(input_shape) == len(weight_shape):
-        return len(weight_shape)
-    return max(len(weight_shape) - 2, 1)
+    """The number of spatial axes of a layer given by shapes alone: the full weight shape
+    (out, in / groups, *k) has two axes more; a 2-D weight is a spatial (kh, kw) kernel."""
+    return 2 if len(weight_shape) <= 2 else len(weight_shape) - 2
 
 
 def transpose_call(input_shape, weight_shape, stride, padding, output_padding, dilation, groups,
