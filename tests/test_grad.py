@@ -53,14 +53,10 @@ def reference_grads(x_shape, w, x, gy, stride, padding, dilation, groups, paddin
         g_tap = gy[:, :, keep_r][:, :, :, keep_c]
         for group in range(groups):
             ks, cs = slice(group * kg, (group + 1) * kg), slice(group * cg, (group + 1) * cg)
-            for out, scale, f in ((gx, sx, lambda a: a), (None, None, None)):
-                if out is None:
-                    break
-                part = np.einsum("nkhw,kc->nchw", g_tap[:, ks], w[ks, :, i, j])
-                part_abs = np.einsum("nkhw,kc->nchw", abs(g_tap[:, ks]), abs(w[ks, :, i, j]))
-                index = (slice(None), cs, r[:, None], c[None, :])
-                np.add.at(out, index, part)
-                np.add.at(scale, index, part_abs)
+            index = (slice(None), cs, r[:, None], c[None, :])
+            np.add.at(gx, index, np.einsum("nkhw,kc->nchw", g_tap[:, ks], w[ks, :, i, j]))
+            np.add.at(sx, index, np.einsum("nkhw,kc->nchw", abs(g_tap[:, ks]),
+                                           abs(w[ks, :, i, j])))
             xs = x[:, cs][:, :, r][:, :, :, c]
             gw[ks, :, i, j] = np.einsum("nkhw,nchw->kc", g_tap[:, ks], xs)
             sw[ks, :, i, j] = np.einsum("nkhw,nchw->kc", abs(g_tap[:, ks]), abs(xs))
