@@ -10,8 +10,10 @@ Each function is computed by forward correlations of the engine, which the plann
 
 * ``conv2d_input``: one correlation per stride phase of ``grad_output`` with the weight's taps of
   that phase, flipped, input and output channels swapped (the stride-phase decomposition);
-* ``conv2d_weight``: one correlation of the (padded) input with ``grad_output`` as an
-  output-sized kernel: batch and channels swap roles, and so do stride and dilation.
+* ``conv2d_weight``: a GEMM reducing over batch and pixels (1x1 problems on the input's column
+  matrix), or one correlation of the padded input with ``grad_output`` as an output-sized kernel
+  (batch and channels swap roles, and so do stride and dilation), whichever the planner
+  estimates faster.
 
 :func:`plan_input`, :func:`plan_weight` and :func:`plan_transpose` return those problems'
 plans, which explain the choices as :func:`fastconv.plan` does.
@@ -127,17 +129,25 @@ def plan_input(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding
 
 def plan_weight(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
                 groups=1, padding_mode="zeros", method="auto", threads=None):
-    """The plan of :func:`conv2d_weight` for these shapes, as a 1-tuple: the input
-    ``(C // groups, groups * N, H, W)`` correlated with ``grad_output`` as a
-    ``(K, N, Ho, Wo)`` weight, at the forward's dilation as stride and stride as dilation.
-    Arguments as in :func:`plan_input`.
+    """The plans of :func:`conv2d_weight` for these shapes: one :class:`fastconv.Plan` per
+    forward problem it runs, in order. Arguments as in :func:`plan_input`.
+
+    The weight gradient has two formulations, and the one with the lower estimate runs:
+
+    * a GEMM reducing over batch and pixels, as 1x1 problems: the input's column matrix
+      ``(1, groups * N * Ho * Wo, C // groups * kh, kw)`` times ``grad_output`` as a
+      ``(K, N * Ho * Wo, 1, 1)`` weight, one problem per batch chunk whose column matrix fits the
+      workspace budget (the matrix's gathering is priced too);
+    * one correlation of the input ``(C // groups, groups * N, H, W)`` with ``grad_output`` as a
+      ``(K, N, Ho, Wo)`` kernel, the forward's dilation as stride and stride as dilation (FFT
+      suits its large kernel).
 
     Examples
     --------
     >>> import fastconv
-    >>> (p,) = fastconv.grad.plan_weight((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    >>> p.geometry.batch, p.geometry.kernel_height, p.geometry.out_shape[-2:]
-    (64, 56, (3, 3))
+    >>> plans = fastconv.grad.plan_weight((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    >>> sum(p.geometry.macs for p in plans) == 8 * 64 * 56 * 56 * 64 * 9
+    True
     """
     return _transpose.plan_weight(input_shape, weight_shape, dtype, stride, padding, dilation,
                                   groups, padding_mode, method, threads)
