@@ -4,6 +4,9 @@ from ._api import (
     conv1d,
     conv2d,
     conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
     convolve2d,
     correlate2d,
     get_workspace_budget,
@@ -24,9 +27,13 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "convolve2d",
     "correlate2d",
     "get_workspace_budget",
+    "grad",
     "last_method",
     "output_shape",
     "plan",
@@ -41,7 +48,7 @@ def __getattr__(name):
         from .strategies import methods
 
         return methods()
-    if name in ("signal", "ndimage"):  # SciPy drop-ins, loaded on first use
+    if name in ("signal", "ndimage", "grad"):  # submodules loaded on first use
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

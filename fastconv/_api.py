@@ -6,6 +6,7 @@ from dataclasses import replace
 import numba
 import numpy as np
 
+from ._transpose import transposed
 from ._typing import (
     Array,
     ArrayLike,
@@ -263,6 +264,106 @@ def conv3d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     """
     return _conv_nd(3, input, weight, bias, stride, padding, dilation, groups, padding_mode,
                     method, threads, persist)
+
+
+def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, method="auto", threads=None):
+    """2-D transposed convolution (PyTorch's ``conv_transpose2d``): the adjoint of :func:`conv2d`
+    in its input, as used by decoders, GANs and U-Nets.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, H, W)``, ``(C_in, H, W)`` or ``(H, W)``. Never modified.
+    weight : array_like
+        ``(C_in, C_out // groups, kh, kw)`` (PyTorch's layout: the weight of the :func:`conv2d`
+        this transposes, whose output channels are ``C_in``); ``(kh, kw)`` for a 2-D input.
+    bias : array_like, optional
+        ``(C_out,)``; a scalar for a 2-D input.
+    stride, dilation : int or (int, int)
+        The stride and dilation of the convolution it transposes; at least 1.
+    padding : int or (int, int)
+        Rows and columns cropped from each side of the full result (the padding of the
+        convolution it transposes).
+    output_padding : int or (int, int)
+        Rows and columns added at the bottom and right, smaller than the stride or the dilation:
+        it picks one of the input sizes that a strided convolution maps to the same output size.
+    groups : int
+        Divides ``C_in``.
+    method : {'auto', 'measure', 'direct', ...}
+        ``'auto'`` lets the planner choose for each forward problem this runs (see
+        :func:`fastconv.grad.plan_transpose`); a name from ``fastconv.METHODS`` forces it;
+        ``'measure'`` times them (a Plan cannot be passed here).
+    threads : int, optional
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, Ho, Wo)`` (leading axes as the input's) with
+        ``Ho = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1``; dtypes as
+        in :func:`conv2d`.
+
+    Notes
+    -----
+    Computed as forward correlations of the engine: one per stride phase (the stride-phase
+    decomposition), each a dense correlation of ``input`` with every ``stride``-th tap of the
+    flipped weight, so that no multiply touches the zeros a zero-upsampled input would hold.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; also an ``output_padding`` not smaller than the stride or the
+        dilation, a weight whose first axis is not ``C_in``, or a padding that leaves no output.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.conv_transpose2d(np.array([[1.0, 2.0], [3.0, 4.0]]), np.ones((2, 2)), stride=2)
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]])
+    >>> x = np.ones((8, 16, 16, 16), np.float32)
+    >>> w = np.ones((16, 8, 4, 4), np.float32)
+    >>> fastconv.conv_transpose2d(x, w, stride=2, padding=1).shape
+    (8, 8, 32, 32)
+    """
+    return transposed(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                      method, threads)
+
+
+def conv_transpose1d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, method="auto", threads=None):
+    """1-D transposed convolution (PyTorch's ``conv_transpose1d``): :func:`conv_transpose2d` for
+    ``(N, C_in, L)``, ``(C_in, L)`` or ``(L,)`` inputs and ``(C_in, C_out // groups, k)``
+    weights.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.conv_transpose1d(np.array([1.0, 2.0]), np.ones(2), stride=2)
+    array([1., 1., 2., 2.])
+    """
+    return transposed(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                      method, threads)
+
+
+def conv_transpose3d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, method="auto", threads=None):
+    """3-D transposed convolution (PyTorch's ``conv_transpose3d``): :func:`conv_transpose2d` for
+    ``(N, C_in, D, H, W)``, ``(C_in, D, H, W)`` or ``(D, H, W)`` inputs and
+    ``(C_in, C_out // groups, kd, kh, kw)`` weights.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.conv_transpose3d(np.ones((1, 2, 4, 4, 4)), np.ones((2, 3, 2, 2, 2)),
+    ...                           stride=2).shape
+    (1, 3, 8, 8, 8)
+    """
+    return transposed(3, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                      method, threads)
 
 
 def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):

@@ -936,3 +936,206 @@ def ndimage_cval(cval, complex_input, complex_weights):
     if value.dtype.kind == "c" and not complex_input:
         _fail(ValueError if complex_weights else TypeError, "cval", "real for real input", cval)
     return value.item()
+
+
+# Transposed convolutions and gradients (fastconv/_transpose.py computes them). These checks are
+# written for every rank: ``rank`` is the number of spatial axes.
+
+
+def _nd_shapes(x_shape, w_shape, rank, names, transposed):
+    """Full (N, C, *spatial) and weight shapes and the output's leading shape (None: spatial
+    input, ``()``: one unbatched image, ``(N,)``) of a ``rank``-D layer, as ``conv2d`` accepts
+    them. ``transposed``: the weight is (C_in, C_out / groups, *k) (conv_transpose)."""
+    input_name, weight_name = names
+    full = rank + 2
+    if len(x_shape) not in (rank, rank + 1, full):
+        _fail(ValueError, input_name, f"{rank}-D (spatial), {rank + 1}-D (C, *spatial) or "
+              f"{full}-D (N, C, *spatial)", Shown(f"shape {x_shape}"))
+    expected_w = rank if len(x_shape) == rank else full
+    if len(w_shape) != expected_w:
+        layout = "(in_channels, out_channels/groups, *k)" if transposed else (
+            "(out_channels, in_channels/groups, *k)")
+        _fail(ValueError, weight_name, f"{rank}-D (*k) for a {rank}-D input" if expected_w == rank
+              else f"{full}-D {layout}", Shown(f"shape {w_shape}"))
+    if 0 in x_shape:
+        _fail(ValueError, input_name, "non-empty", Shown(f"shape {x_shape}"))
+    if 0 in w_shape:
+        _fail(ValueError, weight_name, "non-empty", Shown(f"shape {w_shape}"))
+    lead = None if len(x_shape) == rank else x_shape[:-rank - 1]
+    return (1,) * (full - len(x_shape)) + x_shape, (1,) * (full - len(w_shape)) + w_shape, lead
+
+
+def _check_groups(groups, channels, out_channels):
+    if not is_int(groups):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups or out_channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
+              f"out_channels={out_channels}", groups)
+    return int(groups)
+
+
+def _layer_options(x_full, w_full, groups, stride, padding, dilation, padding_mode, names):
+    """Check the options of a ``rank``-D forward layer (conv weight layout); returns
+    (groups, stride, padding pairs, dilation, forward output spatial shape)."""
+    rank = len(x_full) - 2
+    channels, (out_channels, cg) = x_full[1], w_full[:2]
+    groups = _check_groups(groups, channels, out_channels)
+    if cg * groups != channels:
+        _fail(ValueError, names[1], f"of shape (out_channels, {channels // groups}, *k) for "
+              f"{channels} input channels and groups={groups}", Shown(f"shape {w_full}"))
+    stride = int_tuple(stride, "stride", 1, rank)
+    dilation = int_tuple(dilation, "dilation", 1, rank)
+    pads = padding_pairs(padding, w_full[2:], stride, dilation)
+    if padding_mode not in PADDING_MODES:
+        _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x_full[2:], pads, strict=True))
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(dilation, w_full[2:], strict=True))
+    if any(span > size for span, size in zip(spans, padded, strict=True)):
+        _fail(ValueError, names[1], f"no larger (after dilation) than the padded input {padded}",
+              Shown(f"dilated kernel size {spans}"), "Increase `padding` or use a smaller kernel.")
+    out = tuple((size - span) // s + 1 for size, span, s in zip(padded, spans, stride,
+                                                                 strict=True))
+    return groups, stride, pads, dilation, out
+
+
+def _real_array(value, name):
+    array = as_array(value, name)
+    if array.dtype.kind == "c":
+        _fail(TypeError, name, "real", Shown(f"dtype {array.dtype}"))
+    return array
+
+
+def check_adjoint_method(method):
+    """``method`` of a transposed convolution or gradient: 'auto', 'measure' or a strategy. A Plan
+    cannot be passed: these run one or several forward problems (see fastconv.grad.plan_*)."""
+    if not (isinstance(method, str) and method in ("auto", "measure", *methods())):
+        _fail(ValueError, "method", f"'auto', 'measure' or one of {methods()}", method,
+              "A transposed convolution or gradient runs several forward problems: "
+              "fastconv.grad.plan_transpose / plan_input / plan_weight show their plans.")
+
+
+def _grad_output(grad_output, expected, context):
+    gy = _real_array(grad_output, "grad_output")
+    if gy.shape != expected:
+        _fail(ValueError, "grad_output", f"of shape {expected} (the forward output {context})",
+              Shown(f"shape {gy.shape}"))
+    return gy
+
+
+def grad_shapes_call(input_shape, weight_shape, stride, padding, dilation, groups, padding_mode):
+    """Validate a gradient problem given by shapes alone (``fastconv.grad.plan_input`` /
+    ``plan_weight``); returns the full input and weight shapes and the options (groups, stride,
+    pads, dilation)."""
+    x_shape = shape_tuple(input_shape, "input_shape")
+    w_shape = shape_tuple(weight_shape, "weight_shape")
+    rank = shapes_rank(x_shape, w_shape)
+    names = ("input_shape", "weight_shape")
+    x_full, w_full, _ = _nd_shapes(x_shape, w_shape, rank, names, False)
+    groups, stride, pads, dilation, _ = _layer_options(
+        x_full, w_full, groups, stride, padding, dilation, padding_mode, names)
+    return x_full, w_full, (groups, stride, pads, dilation)
+
+
+def grad_input_call(input_shape, weight, grad_output, stride, padding, dilation, groups,
+                    padding_mode, rank):
+    """Validate ``conv{rank}d_input``. Returns (grad_output, weight) as full-rank C-contiguous
+    arrays of the compute dtype, the options (groups, stride, pads, dilation), the input's
+    spatial shape and the leading shape of the result."""
+    shape = shape_tuple(input_shape, "input_shape")
+    w = _real_array(weight, "weight")
+    x_full, w_full, lead = _nd_shapes(shape, w.shape, rank, ("input_shape", "weight"), False)
+    groups, stride, pads, dilation, out = _layer_options(
+        x_full, w_full, groups, stride, padding, dilation, padding_mode,
+        ("input_shape", "weight"))
+    expected = _leading(lead, w_full[0]) + out
+    gy = _grad_output(grad_output, expected, f"of `input_shape` {shape} and `weight` {w.shape}")
+    dtype = conv2d_dtype(gy, w)
+    arrays = (np.ascontiguousarray(gy.reshape(x_full[:1] + w_full[:1] + out), dtype),
+              np.ascontiguousarray(w.reshape(w_full), dtype))
+    return arrays, (groups, stride, pads, dilation), x_full, lead
+
+
+def grad_weight_call(input, weight_shape, grad_output, stride, padding, dilation, groups,
+                     padding_mode, rank):
+    """Validate ``conv{rank}d_weight``. Returns (input, grad_output) as full-rank C-contiguous
+    arrays of the compute dtype, the options (groups, stride, pads, dilation) and the full
+    weight shape asked for."""
+    x = _real_array(input, "input")
+    shape = shape_tuple(weight_shape, "weight_shape")
+    x_full, w_full, lead = _nd_shapes(x.shape, shape, rank, ("input", "weight_shape"), False)
+    groups, stride, pads, dilation, out = _layer_options(
+        x_full, w_full, groups, stride, padding, dilation, padding_mode,
+        ("input", "weight_shape"))
+    expected = _leading(lead, w_full[0]) + out
+    gy = _grad_output(grad_output, expected, f"of `input` {x.shape} and `weight_shape` {shape}")
+    dtype = conv2d_dtype(x, gy)
+    arrays = (np.ascontiguousarray(x.reshape(x_full), dtype),
+              np.ascontiguousarray(gy.reshape(x_full[:1] + w_full[:1] + out), dtype))
+    return arrays, (groups, stride, pads, dilation), w_full
+
+
+def _leading(lead, channels):
+    """The leading axes of an array of ``channels`` channels for an input of leading shape
+    ``lead`` (see _nd_shapes)."""
+    return () if lead is None else tuple(lead) + (channels,)
+
+
+def shapes_rank(input_shape, weight_shape):
+    """The number of spatial axes of a layer given by shapes alone: the full weight shape
+    (out, in / groups, *k) has two axes more; a 2-D weight is a spatial (kh, kw) kernel."""
+    return 2 if len(weight_shape) <= 2 else len(weight_shape) - 2
+
+
+def transpose_call(input_shape, weight_shape, stride, padding, output_padding, dilation, groups,
+                   rank, names=("input", "weight")):
+    """Validate the shapes and options of ``conv_transpose{rank}d`` (weight (C_in, C_out/groups,
+    *k)). Returns the full input and weight shapes, the options (groups, stride, pads,
+    dilation), output_padding, the output's spatial shape and the result's leading shape."""
+    w_shape = tuple(weight_shape)
+    x_full, w_full, lead = _nd_shapes(tuple(input_shape), w_shape, rank, names, True)
+    channels = x_full[1]
+    if w_full[0] != channels:
+        _fail(ValueError, names[1], f"of shape ({channels}, out_channels/groups, *k) for "
+              f"{channels} input channels (conv_transpose's layout)", Shown(f"shape {w_shape}"))
+    if not is_int(groups):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels}", groups)
+    groups = int(groups)
+    stride = int_tuple(stride, "stride", 1, rank)
+    dilation = int_tuple(dilation, "dilation", 1, rank)
+    pads = tuple((p, p) for p in int_tuple(padding, "padding", 0, rank))
+    extra = int_tuple(output_padding, "output_padding", 0, rank)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation, strict=True)):
+        _fail(ValueError, "output_padding", f"smaller than `stride` {stride} or `dilation` "
+              f"{dilation} on each axis (PyTorch's rule)", output_padding)
+    out = tuple((n - 1) * s - lo - hi + d * (k - 1) + e + 1 for n, s, (lo, hi), d, k, e in zip(
+        x_full[2:], stride, pads, dilation, w_full[2:], extra, strict=True))
+    if min(out) < 1:
+        _fail(ValueError, "padding", f"small enough to leave an output (it would have spatial "
+              f"shape {out})", padding)
+    return x_full, w_full, (groups, stride, pads, dilation), extra, out, lead
+
+
+def transpose_arrays(input, weight, bias, stride, padding, output_padding, dilation, groups,
+                     rank):
+    """Validate a ``conv_transpose{rank}d`` call; returns the canonical arrays (input, weight,
+    bias or None) and what :func:`transpose_call` returns."""
+    x = _real_array(input, "input")
+    w = _real_array(weight, "weight")
+    checked = transpose_call(x.shape, w.shape, stride, padding, output_padding, dilation, groups,
+                             rank)
+    x_full, w_full, (groups, *_), _, _, lead = checked
+    out_channels = w_full[1] * groups
+    b = None
+    if bias is not None:
+        b = _real_array(bias, "bias")
+        if b.shape != (out_channels,) and not (lead is None and b.size == 1 and b.ndim <= 1):
+            scalar = " or a scalar" if lead is None else ""
+            _fail(ValueError, "bias", f"of shape {(out_channels,)}{scalar}",
+                  Shown(f"shape {b.shape}"))
+    dtype = conv2d_dtype(x, w, b)
+    arrays = (np.ascontiguousarray(x.reshape(x_full), dtype),
+              np.ascontiguousarray(w.reshape(w_full), dtype),
+              None if b is None else np.ascontiguousarray(b.reshape(out_channels), dtype))
+    return arrays, checked

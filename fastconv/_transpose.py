@@ -1,0 +1,398 @@
+"""Transposed convolutions and the gradients of a convolution, as forward problems of the engine.
+
+Every operation here is rewritten as one or several forward correlations, which the planner
+prices and a strategy runs, all through one function, :func:`_forward`. The rewriting is the same
+for every number of spatial axes (it loops over them); only ``_forward`` knows which ranks the
+engine runs.
+
+Per spatial axis, a forward correlation pads an input of size ``n`` by ``(lo, hi)`` to
+``P = n + lo + hi`` and takes ``k`` taps at dilation ``d`` and stride ``s``:
+``y[o] = sum_t xp[o*s + t*d] * w[t]`` for ``O = (P - d*(k-1) - 1) // s + 1`` outputs.
+
+* Input gradient, and the transposed convolution: ``gxp[p] = sum gy[o] * w[t]`` over
+  ``o*s + t*d == p``, with the weight's channel roles swapped (per group). Positions of one
+  phase ``p % s`` meet only the taps ``t`` with ``t*d % s == p % s``: every ``s // gcd(s, d)``-th
+  tap, at dilation ``d // gcd(s, d)``. So each phase is a small dense correlation of ``gy`` with
+  those taps reversed (the stride-phase decomposition): ``s**rank`` forward problems with no
+  multiply on a zero, against one problem on a zero-upsampled ``gy`` with ``s**rank`` times the
+  multiply-adds (measured in bench/grad.py). A transposed convolution keeps the window
+  ``[padding, padding + out)`` of ``gxp`` (``output_padding`` reaches past the last tap: zeros).
+  Zero padding keeps ``gxp[lo:lo + n]``; the other modes fold all of ``gxp`` back onto the
+  input positions that the padding copied (``core.padding``'s index maps), as autograd through
+  ``F.pad`` does.
+* Weight gradient: ``gw[t] = sum_{n, o} gy[n, o] * xp[n, o*s + t*d]``: a correlation of the
+  padded input with ``gy`` as an output-sized kernel, where stride and dilation swap roles and
+  batch and channels swap roles. Group ``i``'s input channels ``x[:, i*Cg + c]`` become the
+  channels ``i*N + n`` of batch item ``c``, so that one grouped problem computes every group.
+"""
+
+from collections import namedtuple
+from dataclasses import dataclass
+from itertools import product
+from math import gcd
+
+import numpy as np
+
+from ._validate import (
+    check_adjoint_method,
+    check_plan_method,
+    grad_input_call,
+    grad_shapes_call,
+    grad_weight_call,
+    plan_dtype,
+    shape_tuple,
+    shapes_rank,
+    threads_count,
+    transpose_arrays,
+    transpose_call,
+)
+from .core.geometry import NUMPY_PAD_MODES, NdGeometry
+from .core.padding import axis_map
+from .core.workspace import get_budget as get_workspace_budget
+from .planning.ranks import correlate_nd, plan_nd
+
+Spec = namedtuple("Spec", "shape dtype")
+"""A forward problem's operand given by shape and dtype alone: planning instead of running."""
+
+
+def _forward(x, w, *, stride, padding, dilation, groups, padding_mode, method, threads):
+    """The engine's forward correlation (``conv{rank}d``) of canonical ``x`` (N, C, *spatial)
+    and ``w`` (K, C / groups, *k) with ``padding`` as one (before, after) pair per spatial axis.
+
+    Returns the output (N, K, *out), or, when ``x`` and ``w`` are :data:`Spec`, the engine's
+    Plan of that problem: the N-D engine (planning/ranks.py) for ranks 1 to 3, so every
+    operation of this module serves every rank.
+    """
+    rank = len(x.shape) - 2
+    if isinstance(stride, int):
+        stride = (stride,) * rank
+    if isinstance(dilation, int):
+        dilation = (dilation,) * rank
+    if isinstance(padding, int):
+        padding = ((padding, padding),) * rank
+    pairs = tuple(tuple(int(n) for n in pair) for pair in padding)
+    if isinstance(x, Spec):
+        nd = NdGeometry(input_shape=tuple(x.shape), weight_shape=tuple(w.shape),
+                        stride=tuple(stride), dilation=tuple(dilation), padding=pairs,
+                        groups=groups, padding_mode=padding_mode, dtype=np.dtype(x.dtype))
+        return plan_nd(nd, method, threads)
+    return correlate_nd(np.ascontiguousarray(x), np.ascontiguousarray(w), None, tuple(stride),
+                        tuple(dilation), pairs, padding_mode, groups, method, threads)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One spatial axis of one forward problem of the input gradient."""
+
+    out: slice
+    """The result positions it fills (one phase: every ``stride``-th)."""
+    source: slice
+    """The window of grad_output it reads, clipped to grad_output."""
+    padding: tuple[int, int]
+    """Zeros around the clipped window (where the window reaches past grad_output)."""
+    taps: slice
+    """The weight's taps it uses, reversed."""
+    dilation: int
+
+
+def _phases(size, taps, stride, dilation, start, length):
+    """The pieces of one axis that compute ``gxp[start:start + length]`` from a grad_output of
+    ``size`` samples and a weight of ``taps`` taps; phases that meet no tap (or only
+    grad_output's zeros) are left out: their positions stay zero."""
+    common = gcd(stride, dilation)
+    tap_step, tap_dilation = stride // common, dilation // common
+    pieces = []
+    for first in range(min(stride, length)):
+        position = start + first
+        phase = position % stride
+        if phase % common:
+            continue
+        # The first tap t of this phase: t*dilation % stride == phase.
+        tap = (phase // common) * pow(tap_dilation, -1, tap_step) % tap_step
+        if tap >= taps:
+            continue
+        count = (length - first + stride - 1) // stride
+        used = (taps - 1 - tap) // tap_step + 1
+        offset = (phase - tap * dilation) // stride
+        begin = (position - phase) // stride + offset - (used - 1) * tap_dilation
+        span = count + (used - 1) * tap_dilation
+        if begin >= size or begin + span <= 0:
+            continue
+        last = tap + (used - 1) * tap_step
+        pieces.append(_Piece(
+            out=slice(first, None, stride),
+            source=slice(max(begin, 0), min(begin + span, size)),
+            padding=(max(-begin, 0), max(begin + span - size, 0)),
+            taps=slice(last, tap - 1 if tap else None, -tap_step),
+            dilation=tap_dilation,
+        ))
+    return pieces
+
+
+def _swap_channels(w, groups):
+    """(K, C/groups, *k) -> (C, K/groups, *k): each group's input and output channels swapped."""
+    out_channels, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    return w.reshape(groups, out_channels // groups, cg, *kernel).swapaxes(1, 2).reshape(
+        groups * cg, out_channels // groups, *kernel)
+
+
+def _length(index, size):
+    return len(range(*index.indices(size)))
+
+
+def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
+    """``gxp[..., start:start + length]`` (one ``windows`` pair per axis) of the input gradient of
+    a convolution with weight ``w`` (K, C/groups, *k) whose output gradient is ``gy``
+    (N, K, *out): (N, C, *lengths). With :data:`Spec` operands, the plans of its problems."""
+    planning = isinstance(gy, Spec)
+    batch, sizes = gy.shape[0], gy.shape[2:]
+    channels = w.shape[1] * groups
+    kernel = w.shape[2:]
+    starts, lengths = zip(*windows, strict=True)
+    axes = [_phases(*axis) for axis in zip(sizes, kernel, stride, dilation, starts, lengths,
+                                          strict=True)]
+    swapped = Spec((channels, w.shape[0] // groups, *kernel), w.dtype) if planning else (
+        _swap_channels(w, groups))
+    out = [] if planning else np.zeros((batch, channels, *(n for _, n in windows)), gy.dtype)
+    for pieces in product(*axes):
+        options = dict(stride=(1,) * len(pieces), padding=tuple(p.padding for p in pieces),
+                       dilation=tuple(p.dilation for p in pieces), groups=groups,
+                       padding_mode="zeros", method=method, threads=threads)
+        if planning:
+            x_shape = gy.shape[:2] + tuple(
+                _length(p.source, n) for p, n in zip(pieces, sizes, strict=True))
+            w_shape = swapped.shape[:2] + tuple(
+                _length(p.taps, k) for p, k in zip(pieces, kernel, strict=True))
+            out.append(_forward(Spec(x_shape, gy.dtype), Spec(w_shape, w.dtype), **options))
+            continue
+        x = gy[(Ellipsis, *(p.source for p in pieces))]
+        taps = swapped[(Ellipsis, *(p.taps for p in pieces))]
+        out[(Ellipsis, *(p.out for p in pieces))] = _forward(x, taps, **options)
+    return tuple(out) if planning else out
+
+
+def _fold(gxp, sizes, padding, padding_mode):
+    """The gradient on the padded input folded back onto the input: each padded position adds
+    into the input position its padding copied (core.padding's index maps), axis by axis."""
+    for axis, (size, (before, after)) in enumerate(zip(sizes, padding, strict=True), start=2):
+        lead = (slice(None),) * axis
+        folded = gxp[(*lead, slice(before, before + size))].copy()
+        edges = np.r_[0:before, before + size:before + size + after]
+        if len(edges):
+            source = axis_map(size, before, after, padding_mode)[edges]
+            np.add.at(folded, (*lead, source), gxp[(*lead, edges)])
+        gxp = folded
+    return gxp
+
+
+def input_gradient(rank, input_shape, weight, grad_output, stride, padding, dilation, groups,
+                   padding_mode, method, threads):
+    """``conv{rank}d_input``: validated, computed, shaped like ``input_shape``."""
+    check_adjoint_method(method)
+    count = threads_count(threads)
+    (gy, w), (groups, stride, pads, dilation), x_full, _ = grad_input_call(
+        input_shape, weight, grad_output, stride, padding, dilation, groups, padding_mode, rank)
+    sizes = x_full[2:]
+    if padding_mode == "zeros":
+        return _adjoint(gy, w, stride, dilation, groups,
+                        [(lo, n) for n, (lo, _) in zip(sizes, pads, strict=True)], method,
+                        count).reshape(tuple(input_shape))
+    windows = [(0, n + lo + hi) for n, (lo, hi) in zip(sizes, pads, strict=True)]
+    gxp = _adjoint(gy, w, stride, dilation, groups, windows, method, count)
+    return _fold(gxp, sizes, pads, padding_mode).reshape(tuple(input_shape))
+
+
+def _columns_chunks(batch, out, kernel, channels, itemsize, budget):
+    """Batch items per chunk of the column matrix, which holds ``prod(out) * channels *
+    prod(kernel)`` values per item: as many as fit the workspace budget (at least one)."""
+    per_item = int(np.prod(out)) * channels * int(np.prod(kernel)) * itemsize
+    step = max(1, min(batch, budget // max(per_item, 1)))
+    return [(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
+def _columns(x, kernel, out, groups, stride, padding, dilation, padding_mode):
+    """The column matrix of ``x`` (n, C, *spatial) as a 1x1 problem's input: channel
+    ``(i, n, *o)`` and flattened spatial ``(c, *t)`` hold ``xp[n, i*Cg + c, o*s + t*d]``."""
+    batch, channels, *_ = x.shape
+    rank = len(kernel)
+    mode = NUMPY_PAD_MODES[padding_mode]
+    xp = np.pad(x, ((0, 0), (0, 0), *padding), mode) if any(map(any, padding)) else x
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True))
+    axes = tuple(range(2, 2 + rank))
+    view = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=axes)
+    view = view[(slice(None), slice(None),
+                 *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride, strict=True)),
+                 *(slice(None, None, d) for d in dilation))]
+    cg = channels // groups
+    view = view.reshape(batch, groups, cg, *out, *kernel)
+    order = (1, 0, *range(3, 3 + rank), 2, *range(3 + rank, 3 + 2 * rank))
+    return np.ascontiguousarray(view.transpose(order)).reshape(
+        1, groups * batch * int(np.prod(out)), cg * int(np.prod(kernel[:-1])), kernel[-1])
+
+
+def _weight_problems(x, gy, kernel, groups, stride, padding, dilation, padding_mode, method,
+                     threads):
+    """The weight gradient (K, C/groups, *k) as 1x1 forward problems, a GEMM whose reduction
+    runs over the batch and the output pixels: input the column matrix (channels: batch and
+    pixels, spatial: input channels and taps), weight ``grad_output`` (K, N * pixels, 1, 1); the
+    batch is cut into chunks whose column matrix fits the workspace budget, their results summed.
+    With :data:`Spec` operands, the plans of those problems."""
+    batch, channels = x.shape[:2]
+    out_channels, out = gy.shape[1], tuple(gy.shape[2:])
+    cg = channels // groups
+    pixels = int(np.prod(out))
+    spatial = (cg * int(np.prod(kernel[:-1])), kernel[-1])
+    options = dict(stride=1, padding=0, dilation=1, groups=groups, padding_mode="zeros",
+                   method=method, threads=threads)
+    chunks = _columns_chunks(batch, out, kernel, channels, np.dtype(x.dtype).itemsize,
+                             get_workspace_budget())
+    if isinstance(x, Spec):
+        return tuple(_forward(Spec((1, groups * (stop - start) * pixels, *spatial), x.dtype),
+                              Spec((out_channels, (stop - start) * pixels, 1, 1), gy.dtype),
+                              **options) for start, stop in chunks)
+    total = None
+    for start, stop in chunks:
+        columns = _columns(x[start:stop], kernel, out, groups, stride, padding, dilation,
+                           padding_mode)
+        weight = np.ascontiguousarray(gy[start:stop].swapaxes(0, 1)).reshape(
+            out_channels, (stop - start) * pixels, 1, 1)
+        part = _forward(columns, weight, **options)
+        total = part if total is None else total + part
+    return total.reshape(out_channels, cg, *kernel)
+
+
+def _swapped_problem(x, gy, kernel, groups, stride, padding, dilation, padding_mode, method,
+                     threads):
+    """The weight gradient (K, C/groups, *k) as one forward correlation of the padded input with
+    ``grad_output`` as an output-sized kernel: batch Cg, channels ``groups * N`` (group ``i``'s
+    channel ``c`` of item ``n`` at ``(c, i*N + n)``), weight ``grad_output`` (K, N, *out),
+    stride and dilation swapped. With :data:`Spec` operands, its plan (a 1-tuple)."""
+    batch, channels, *sizes = x.shape
+    cg = channels // groups
+    options = dict(stride=dilation, padding=padding, dilation=stride, groups=groups,
+                   padding_mode=padding_mode, method=method, threads=threads)
+    if isinstance(x, Spec):
+        w_shape = (gy.shape[1], batch, *gy.shape[2:])
+        return (_forward(Spec((cg, groups * batch, *sizes), x.dtype), Spec(w_shape, gy.dtype),
+                         **options),)
+    spatial = tuple(range(3, 3 + len(sizes)))
+    swapped = x.reshape(batch, groups, cg, *sizes).transpose(2, 1, 0, *spatial).reshape(
+        cg, groups * batch, *sizes)
+    out = _forward(swapped, gy.swapaxes(0, 1), **options)
+    # The last outputs of an axis may reach past the kernel (the forward's unused padding).
+    out = out[(slice(None), slice(None), *(slice(0, k) for k in kernel))]
+    return np.ascontiguousarray(out.swapaxes(0, 1))
+
+
+# Rate at which NumPy gathers the column matrix (a strided copy), to price it next to the
+# engine's estimates when choosing the weight gradient's formulation. bench/grad.py measured the
+# columns formulation 2.4-12x faster than the swapped correlation on the ResNet stem 7x7/2 and
+# 256-channel 14x14 3x3 layers, even on 64-channel 56x56 3x3, and 3.5-16x slower on 32-channel
+# 5x5 and 7x7 and 16-channel 15x15 layers (fp32, 2 threads, a loaded machine); this rate makes
+# the comparison pick the faster one on each.
+COLUMN_BYTES_PER_SECOND = 4e9
+
+
+def _weight_formulation(x_spec, gy_spec, kernel, groups, stride, padding, dilation,
+                        padding_mode, method, threads):
+    """(problems function, plans) of the faster weight-gradient formulation by the engine's
+    estimates: the column GEMM (plus the column matrix's gathering) or the swapped correlation.
+    A forced ``method`` that declines one formulation's problems leaves the other."""
+    arguments = (x_spec, gy_spec, kernel, groups, stride, padding, dilation, padding_mode,
+                 "auto" if method == "measure" else method, threads)
+    options = []
+    for problems in (_weight_problems, _swapped_problem):
+        try:
+            plans = problems(*arguments)
+        except ValueError:  # the forced method declines it
+            continue
+        seconds = sum(p.candidate(p.method).seconds or 0.0 for p in plans)
+        if problems is _weight_problems:
+            columns = int(np.prod(gy_spec.shape[2:])) * x_spec.shape[0] * x_spec.shape[1]
+            seconds += columns * int(np.prod(kernel)) * np.dtype(x_spec.dtype).itemsize / (
+                COLUMN_BYTES_PER_SECOND)
+        options.append((seconds, problems, plans))
+    if not options:  # both declined: the forced method's own error
+        _swapped_problem(*arguments)
+    _, problems, plans = min(options, key=lambda option: option[0])
+    return problems, plans
+
+
+def weight_gradient(rank, input, weight_shape, grad_output, stride, padding, dilation, groups,
+                    padding_mode, method, threads):
+    """``conv{rank}d_weight``: validated, computed, shaped like ``weight_shape``."""
+    check_adjoint_method(method)
+    count = threads_count(threads)
+    (x, gy), (groups, stride, pads, dilation), w_full = grad_weight_call(
+        input, weight_shape, grad_output, stride, padding, dilation, groups, padding_mode, rank)
+    kernel = w_full[2:]
+    problems, _ = _weight_formulation(Spec(x.shape, x.dtype), Spec(gy.shape, gy.dtype), kernel,
+                                      groups, stride, pads, dilation, padding_mode, method, count)
+    out = problems(x, gy, kernel, groups, stride, pads, dilation, padding_mode, method, count)
+    return out.reshape(tuple(weight_shape))
+
+
+def transposed(rank, input, weight, bias, stride, padding, output_padding, groups, dilation,
+               method, threads):
+    """``conv_transpose{rank}d``: validated, computed, shaped like PyTorch's result."""
+    check_adjoint_method(method)
+    count = threads_count(threads)
+    (x, w, b), checked = transpose_arrays(input, weight, bias, stride, padding, output_padding,
+                                          dilation, groups, rank)
+    _, _, (groups, stride, pads, dilation), _, out_sizes, lead = checked
+    windows = [(lo, n) for (lo, _), n in zip(pads, out_sizes, strict=True)]
+    out = _adjoint(x, w, stride, dilation, groups, windows, method, count)
+    if b is not None:
+        out += b.reshape((-1,) + (1,) * rank)
+    if lead is None:
+        return out[0, 0]
+    return out if lead else out[0]
+
+
+def _plan_options(dtype, method, threads):
+    check_plan_method(method)
+    return plan_dtype(dtype), threads_count(threads)
+
+
+def plan_transposed(input_shape, weight_shape, dtype, stride, padding, output_padding, groups,
+                    dilation, method, threads):
+    """The plans of a ``conv_transpose{rank}d`` call given by shapes."""
+    dtype, count = _plan_options(dtype, method, threads)
+    x_shape = shape_tuple(input_shape, "input_shape")
+    w_shape = shape_tuple(weight_shape, "weight_shape")
+    x_full, w_full, (groups, stride, pads, dilation), _, out_sizes, _ = transpose_call(
+        x_shape, w_shape, stride, padding, output_padding, dilation, groups,
+        shapes_rank(x_shape, w_shape), names=("input_shape", "weight_shape"))
+    windows = [(lo, n) for (lo, _), n in zip(pads, out_sizes, strict=True)]
+    return _adjoint(Spec(x_full, dtype), Spec(w_full, dtype), stride, dilation, groups, windows,
+                    method, count)
+
+
+def plan_input(input_shape, weight_shape, dtype, stride, padding, dilation, groups,
+               padding_mode, method, threads):
+    """The plans of a ``conv{rank}d_input`` call given by shapes."""
+    dtype, count = _plan_options(dtype, method, threads)
+    x_full, w_full, (groups, stride, pads, dilation) = grad_shapes_call(
+        input_shape, weight_shape, stride, padding, dilation, groups, padding_mode)
+    sizes = x_full[2:]
+    out = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), d, k, s in zip(
+        sizes, pads, dilation, w_full[2:], stride, strict=True))
+    whole = padding_mode != "zeros"
+    windows = [(0, n + lo + hi) if whole else (lo, n) for n, (lo, hi) in zip(sizes, pads,
+                                                                             strict=True)]
+    gy = Spec(x_full[:1] + w_full[:1] + out, dtype)
+    return _adjoint(gy, Spec(w_full, dtype), stride, dilation, groups, windows, method, count)
+
+
+def plan_weight(input_shape, weight_shape, dtype, stride, padding, dilation, groups,
+                padding_mode, method, threads):
+    """The plan of a ``conv{rank}d_weight`` call given by shapes (one problem)."""
+    dtype, count = _plan_options(dtype, method, threads)
+    x_full, w_full, (groups, stride, pads, dilation) = grad_shapes_call(
+        input_shape, weight_shape, stride, padding, dilation, groups, padding_mode)
+    out = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, (lo, hi), d, k, s in zip(
+        x_full[2:], pads, dilation, w_full[2:], stride, strict=True))
+    gy = Spec(x_full[:1] + w_full[:1] + out, dtype)
+    return _weight_formulation(Spec(x_full, dtype), gy, w_full[2:], groups, stride, pads,
+                               dilation, padding_mode, method, count)[1]
