@@ -50,9 +50,9 @@ class _Winners:
     def __len__(self):
         return len(self.entries)
 
-    def clear(self):
+    def clear(self, size):
         with self.lock:
-            self.entries.clear()
+            self.entries = cachetools.LRUCache(maxsize=size)
 
 
 _winners = _Winners(MEMORY_SIZE)
@@ -170,8 +170,8 @@ def remembered():
 
 
 def clear():
-    """Forget every winner in memory, and re-read the cache file at the next measured call."""
+    """Forget every winner in memory (and size the map by MEMORY_SIZE again), and re-read the cache file at the next measured call."""
     global _persisted
-    _winners.clear()
+    _winners.clear(MEMORY_SIZE)
     with _persisted_lock:
         _persisted = None
