@@ -170,7 +170,8 @@ def remembered():
 
 
 def clear():
-    """Forget every winner in memory (and size the map by MEMORY_SIZE again), and re-read the cache file at the next measured call."""
+    """Forget every winner in memory (the map is sized by MEMORY_SIZE again), and re-read the
+    cache file at the next measured call."""
     global _persisted
     _winners.clear(MEMORY_SIZE)
     with _persisted_lock:
