@@ -7,6 +7,15 @@ from ._workspace import get_workspace_budget, set_workspace_budget, workspace_bu
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # Submodules with optional dependencies load on first use: `import fastconv` imports no dask.
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "METHODS",
     "Candidate",
