@@ -382,8 +382,9 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
     fill = scipy_fill(fillvalue, dtype) if padding_mode == "zeros" else np.zeros(1, dtype)
     if dtype.itemsize > (16 if dtype.kind == "c" else 8):
         if lazy:
-            _fail(TypeError, "in1", "of a type no wider than float64 / complex128 when it is a dask "
-                  "array (longdouble is computed by SciPy, in memory)", Shown(f"dtype {dtype}"))
+            _fail(TypeError, "in1", "of a type no wider than float64 / complex128 when it is a "
+                  "dask array (longdouble is computed by SciPy, in memory)",
+                  Shown(f"dtype {dtype}"))
         return None, dtype, False
     compute = np.dtype(np.int64) if dtype.kind in "iu" else dtype
     if lazy and swapped:

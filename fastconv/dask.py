@@ -82,8 +82,8 @@ class AxisPlan:
     instead of being applied by the kernels of the edge chunks. ``chunks``: the chunks to overlap
     (of the padded array when ``explicit``). ``depth``: rows taken from the (left, right)
     neighbour. ``out_chunks``: the output's chunks. ``windows``: per task, ``(start, stop,
-    pad_before, pad_after, skip)``: the rows of its overlapped block to compute on, the padding the
-    kernel adds to them, how many leading outputs to drop and how many to keep.
+    pad_before, pad_after, count)``: the rows of its overlapped block to compute on, the padding
+    the kernel adds to them, and how many of the outputs to keep (the first ones).
     """
 
     explicit: bool
@@ -165,24 +165,20 @@ def plan_axis(chunks, kernel, dilation, stride, before, after, mode, explicit=Fa
         start = max(low, data_start) - data_start
         stop = min(high, data_stop) - data_start
         pad_before, pad_after = max(0, data_start - low), max(0, high - data_stop)
-        skip = 0
         length = data_stop - data_start
         if blocks == 1 and (pad_before or pad_after):
             stop = length  # the whole axis (start is 0): numpy.pad's semantics at any width
-            windows.append((start, stop, pad_before, pad_after, skip, firsts[1]))
+            windows.append((start, stop, pad_before, pad_after, firsts[1]))
             continue
         # The kernel pads from the rows it is given: give it all that its padding reads, and at
         # least one row (a window may lie wholly in the padding).
         if pad_before:  # start is 0: extra outputs at the end are dropped
             stop = max(stop, _EDGE_ROWS[mode](pad_before), 1)
-        if pad_after:
-            wanted = length - max(_EDGE_ROWS[mode](pad_after), 1)
-            if start > wanted:  # step back whole strides; the extra outputs are dropped
-                skip = -(-(start - wanted) // stride)
-                start -= skip * stride
-                if start < 0:
-                    return plan_axis(chunks, kernel, dilation, stride, before, after, mode, True)
-        windows.append((start, stop, pad_before, pad_after, skip, firsts[j + 1] - firsts[j]))
+        # The last task starts less than a stride into its block: when its rows cannot feed
+        # the padding, the padding is made explicit.
+        if pad_after and start > length - max(_EDGE_ROWS[mode](pad_after), 1):
+            return plan_axis(chunks, kernel, dilation, stride, before, after, mode, True)
+        windows.append((start, stop, pad_before, pad_after, firsts[j + 1] - firsts[j]))
     return AxisPlan(explicit, tuple(np.diff(starts).tolist()), depth,
                     tuple(np.diff(firsts).tolist()), tuple(windows))
 
@@ -243,7 +239,7 @@ def _block(block, weight, bias, fill, stride, dilation, groups, padding_mode, wi
     problem = Problem(geometry, np.ascontiguousarray(x4, compute), weight, bias, fill)
     with _launch_guard():
         out = _run(problem, method, threads, persist)
-    out = out[(..., *(slice(skip, skip + count) for *_, skip, count in picks))]
+    out = out[(..., *(slice(count) for *_, count in picks))]
     out = out.reshape((*lead[:-1], weight.shape[0], *out.shape[-rank:]) if lead
                       else out.shape[-rank:])
     return out.astype(out_dtype, copy=False)

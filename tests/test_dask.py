@@ -201,6 +201,22 @@ def test_threads_scheduler_runs_tasks_side_by_side(rng, threads):
                                          padding_mode="symmetric"), np.float64)
 
 
+@pytest.mark.parametrize(("threads", "expected"), [(None, {1}), (2, {2})])
+def test_each_task_runs_one_numba_thread_unless_told(monkeypatch, threads, expected):
+    seen = set()
+    run = fastconv.dask._run
+
+    def spy(problem, method, count, persist):
+        seen.add(count)
+        return run(problem, method, count, persist)
+
+    monkeypatch.setattr(fastconv.dask, "_run", spy)
+    x = da.ones((20, 20), chunks=10)
+    fastconv.conv2d(x, np.ones((3, 3)), method="direct", threads=threads).compute(
+        scheduler="sync")
+    assert seen == expected
+
+
 def _run(code, **environment):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastconv.__file__)),
                **environment)
