@@ -45,7 +45,9 @@ Memory
 A task holds its input chunk with its halos (``(ch + span_h - 1) * (cw + span_w - 1)`` elements
 per channel and image for chunks ``ch x cw``), its output chunk, and at most the workspace budget
 (:func:`fastconv.get_workspace_budget`, 64 MiB by default) of scratch, times the number of tasks
-running at once (dask's ``num_workers``), plus the chunks the scheduler keeps for later tasks.
+running at once (dask's ``num_workers``), plus the chunks the scheduler keeps for later tasks,
+which grow with the array: storing one band of chunk rows at a time
+(``result[rows].to_zarr(out, region=...)``) bounds them.
 """
 
 import itertools
