@@ -200,15 +200,16 @@ def fastconv_geometry(workload, data):
 
 def declines(library, geometry):
     """Why a fastconv method refuses the problem, or None (peers and 'auto' never refuse)."""
-    from fastconv._methods import REGISTRY
+    import fastconv
+    from fastconv.strategies import REGISTRY
 
     if library.method in (None, "auto"):
         return None
-    return REGISTRY[library.method].declines(geometry)
+    return REGISTRY[library.method].declines(geometry, fastconv.get_workspace_budget())
 
 
 def auto_choice(geometry, threads):
-    from fastconv._plan import make_plan
+    from fastconv.planning.plan import make_plan
 
     return make_plan(geometry, "auto", threads).method
 

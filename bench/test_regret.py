@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from fastconv import plan
-from fastconv._cost import MODELS, evaluate, machine_constants
-from fastconv._methods import REGISTRY
-from fastconv._plan import make_plan
-from fastconv._threads import numba_threads
 from fastconv._validate import conv2d_problem, scipy_problem
-from fastconv._workspace import get_workspace_budget
+from fastconv.core.threads import numba_threads
+from fastconv.core.workspace import get_budget
+from fastconv.planning.constants import evaluate, machine_constants
+from fastconv.planning.execute import execute
+from fastconv.planning.plan import make_plan
+from fastconv.strategies import REGISTRY
 
 SKIP_FACTOR = 20
 SKIP_SECONDS = 1.0
@@ -165,36 +166,35 @@ def measure_regret(problem, threads):
     """Times of 'auto' and of every (strategy, thread count); returns the record of one problem."""
     g = problem.geometry
 
-    def runner(method, count):
+    constants = machine_constants()
+    budget = get_budget()
+
+    def runner(strategy, work, count):
         def run():
             with numba_threads(count):
-                REGISTRY[method].run(problem, count)
+                strategy.run(problem, work.tiling, count)
         return run
 
     def auto():
-        chosen = make_plan(g, "auto", threads)
-        with numba_threads(chosen.threads):
-            REGISTRY[chosen.method].run(problem, chosen.threads)
+        execute(make_plan(g, "auto", threads), problem)
 
     chosen = make_plan(g, "auto", threads)
     auto()
     series = {"auto": auto}
     skipped = {}
-    constants = machine_constants()
-    budget = get_workspace_budget()
     t_auto = _min_time(auto, float("inf"))
-    for name, method in REGISTRY.items():
-        if method.declines(g) is not None:
+    for name, strategy in REGISTRY.items():
+        if strategy.declines(g, budget) is not None:
             continue
         for count in sorted({1, threads}):
             key = f"{name}/{count}"
-            model = MODELS.get(name)
-            if model is not None:
-                estimate = evaluate(model(g, count, budget, constants).terms, constants)
+            work = strategy.work(g, count, budget, constants)
+            if work.terms is not None:
+                estimate = evaluate(work.terms, constants)
                 if estimate > max(SKIP_FACTOR * t_auto, SKIP_SECONDS):
                     skipped[key] = estimate
                     continue
-            run = runner(name, count)
+            run = runner(strategy, work, count)
             start = time.perf_counter()
             run()  # warm-up: compilation, caches
             first = time.perf_counter() - start

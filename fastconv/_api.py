@@ -1,69 +1,40 @@
 """Public entry points: validate, plan, run, return."""
 
+from contextlib import contextmanager
+
 import numba
 import numpy as np
 
-from ._measure import run_measured
-from ._methods import METHODS, REGISTRY
-from ._plan import Plan, make_plan, memoised
-from ._threads import numba_threads
 from ._validate import (
-    Geometry,
+    budget_bytes,
+    check_method,
+    check_plan,
+    check_plan_method,
     conv2d_problem,
-    int_pair,
     is_dask_array,
     layer_geometry,
     layer_shapes,
-    parse_padding,
+    output_shape_geometry,
     plan_dtype,
     scipy_problem,
     shape_tuple,
     threads_count,
 )
-
-
-def _check_method(method, threads=None, persist=None):
-    """Check ``method``, and ``threads`` and ``persist`` against it; returns the thread limit."""
-    if not (isinstance(method, Plan) or isinstance(method, str) and method in (
-            "auto", "measure", *METHODS)):
-        raise ValueError(f"`method` must be 'auto' or one of {METHODS}, 'measure' or a "
-                         f"fastconv.Plan; got {method!r}.")
-    count = threads_count(threads)
-    if isinstance(method, Plan) and threads is not None and count != method.max_threads:
-        raise ValueError(f"`threads` must be None or {method.max_threads} (the plan's thread "
-                         f"limit) when `method` is a Plan; got {threads!r}.")
-    if persist is not None and (not isinstance(persist, bool) or method != "measure"):
-        raise ValueError(f"`persist` must be None, or True or False with method='measure'; got "
-                         f"{persist!r} with method={method!r}.")
-    return method.max_threads if isinstance(method, Plan) else count
-
-
-def _shown(value):
-    return str(value) if isinstance(value, np.dtype) else repr(value)
-
-
-def _check_plan(plan, geometry):
-    if plan.geometry != geometry:
-        differ = ", ".join(
-            f"{name} {_shown(getattr(plan.geometry, name))} != {_shown(getattr(geometry, name))}"
-            for name in Geometry.__dataclass_fields__
-            if getattr(plan.geometry, name) != getattr(geometry, name)
-        )
-        raise ValueError(f"`method` must be a Plan made for this call's problem; the plan "
-                         f"differs in {differ} (plan != call). Make one with fastconv.plan(...) "
-                         "for these shapes and options.")
+from .core import workspace
+from .planning.execute import execute
+from .planning.measure import run_measured
+from .planning.plan import Plan, make_plan, memoised
 
 
 def _run(problem, method, threads, persist):
     if method == "measure":
         return run_measured(problem, threads, persist)
     if isinstance(method, Plan):
-        _check_plan(method, problem.geometry)
+        check_plan(method, problem.geometry)
         plan = method
     else:
         plan = make_plan(problem.geometry, method, threads)
-    with numba_threads(plan.threads):
-        return REGISTRY[plan.method].run(problem, plan.threads)
+    return execute(plan, problem)
 
 
 def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
@@ -140,7 +111,7 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
         return dask.conv2d(input, weight, bias, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode,
                            method=method, threads=threads, persist=persist)
-    count = _check_method(method, threads, persist)
+    count = check_method(method, threads, persist)
     problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
                                    padding_mode)
     out = _run(problem, method, count, persist)
@@ -156,7 +127,7 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
         function = dask.convolve2d if convolve else dask.correlate2d
         return function(in1, in2, mode, boundary, fillvalue, method=method, threads=threads,
                         persist=persist)
-    count = _check_method(method, threads, persist)
+    count = check_method(method, threads, persist)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
     if problem is None:
         from scipy import signal  # longdouble: Numba has no such type; SciPy is exact here.
@@ -289,8 +260,7 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
     current = numba.get_num_threads() if threads is None else None
 
     def compute():
-        if not (isinstance(method, str) and method in ("auto", *METHODS)):
-            raise ValueError(f"`method` must be 'auto' or one of {METHODS}; got {method!r}.")
+        check_plan_method(method)
         count = current or threads_count(threads)
         x4, w4, _ = layer_shapes(shape_tuple(input_shape, "input_shape"),
                                  shape_tuple(weight_shape, "weight_shape"), groups,
@@ -316,26 +286,40 @@ def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
     >>> fastconv.output_shape((32, 32), (5, 5), padding="same")
     (32, 32)
     """
-    input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
-    weight_ndim = 2 if len(input_shape) == 2 else 4
-    if len(input_shape) not in (2, 3, 4) or len(weight_shape) != weight_ndim:
-        raise ValueError(
-            "`input_shape` and `weight_shape` must be (H, W) and (kh, kw), or (C, H, W) / "
-            f"(N, C, H, W) and (K, C/groups, kh, kw); got {input_shape} and {weight_shape}."
-        )
-    stride = int_pair(stride, "stride", 1)
-    dilation = int_pair(dilation, "dilation", 1)
-    pad = parse_padding(padding, weight_shape[-2:], stride, dilation)
-    geometry = Geometry(
-        batch=1, channels=1, height=input_shape[-2], width=input_shape[-1], out_channels=1,
-        kernel_height=weight_shape[-2], kernel_width=weight_shape[-1], padding=pad,
-        stride=stride, dilation=dilation, groups=1, padding_mode="zeros",
-        dtype=np.dtype(np.float64),
-    )
+    input_shape, weight_shape, geometry = output_shape_geometry(input_shape, weight_shape,
+                                                                stride, padding, dilation)
     spatial = (geometry.out_height, geometry.out_width)
-    if min(spatial) < 1:
-        raise ValueError(f"`weight_shape` must fit the padded input; got {weight_shape} for "
-                         f"input {input_shape} with padding {pad}.")
     if len(input_shape) == 2:
         return spatial
     return input_shape[:-3] + (weight_shape[0],) + spatial
+
+
+def get_workspace_budget():
+    """The current workspace budget in bytes (default 64 MiB, or ``FASTCONV_WORKSPACE_BYTES``):
+    the most extra memory (beyond the output) a strategy may allocate for its buffers. Plans are
+    made for the budget current when they are made, and keep it."""
+    return workspace.get_budget()
+
+
+def set_workspace_budget(nbytes):
+    """Set the workspace budget in bytes for plans made from now on; returns the previous value.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> previous = fastconv.set_workspace_budget(256 * 2**20)
+    >>> fastconv.get_workspace_budget() == 256 * 2**20
+    True
+    >>> _ = fastconv.set_workspace_budget(previous)
+    """
+    return workspace.set_budget(budget_bytes(nbytes))
+
+
+@contextmanager
+def workspace_budget(nbytes):
+    """Use ``nbytes`` as the workspace budget inside a ``with`` block."""
+    previous = set_workspace_budget(nbytes)
+    try:
+        yield
+    finally:
+        workspace.set_budget(previous)

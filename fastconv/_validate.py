@@ -7,23 +7,19 @@ planner and the runners read. Every user-facing error is raised here, following 
 """
 
 import numbers
-import operator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from functools import lru_cache
 
 import numpy as np
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
-PADDING_WORDS = ("valid", "same", "full")
+from .core.geometry import PADDING_MODES, Geometry, Problem
+from .core.messages import Shown
+from .core.messages import fail as _fail
+from .planning.plan import Plan
+from .strategies import methods
 
-# padding_mode -> np.pad mode used to build the source-index maps (see _padding.py).
-NUMPY_PAD_MODES = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "edge",
-    "circular": "wrap",
-    "symmetric": "symmetric",
-}
+PADDING_WORDS = ("valid", "same", "full")
+_INT_TYPE = {int}
 
 SCIPY_MODES = ("full", "same", "valid")
 SCIPY_BOUNDARIES = {
@@ -34,89 +30,6 @@ SCIPY_BOUNDARIES = {
     "symm": "symmetric",
     "symmetric": "symmetric",
 }
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Shapes and options of one canonical problem: everything the planner may look at.
-
-    Besides the fields: ``out_height``, ``out_width``, ``out_shape`` (N, K, Ho, Wo) and ``macs``,
-    the multiply-adds of the direct sum."""
-
-    batch: int
-    channels: int
-    height: int
-    width: int
-    out_channels: int
-    kernel_height: int
-    kernel_width: int
-    padding: tuple[int, int, int, int]  # top, bottom, left, right
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    groups: int
-    padding_mode: str
-    dtype: np.dtype
-
-    # Derived once at construction (attributes, not fields: equality, hashing and the repr are
-    # the fields'): out_height, out_width, out_shape and macs, which planning reads many times,
-    # and the hash. Planning looks plans up by geometry on every call; hashing the 13 fields each
-    # time costs more (0.7 us) than the rest of a cached lookup, and on Python 3.11 each first
-    # read of a functools.cached_property costs ~1 us (it takes a lock), a tenth of a new shape's
-    # FFT model.
-    def __post_init__(self):
-        top, bottom, left, right = self.padding
-        span_h = self.dilation[0] * (self.kernel_height - 1) + 1
-        span_w = self.dilation[1] * (self.kernel_width - 1) + 1
-        out_height = (self.height + top + bottom - span_h) // self.stride[0] + 1
-        out_width = (self.width + left + right - span_w) // self.stride[1] + 1
-        per_output = (self.channels // self.groups) * self.kernel_height * self.kernel_width
-        self.__dict__.update(  # a frozen dataclass: bypass its __setattr__
-            out_height=out_height,
-            out_width=out_width,
-            out_shape=(self.batch, self.out_channels, out_height, out_width),
-            macs=self.batch * self.out_channels * out_height * out_width * per_output,
-            _hash=hash(_geometry_fields(self)),
-        )
-
-    def __hash__(self):
-        return self._hash
-
-    def __getstate__(self):
-        # Only the fields: the hash (of strings among them) belongs to this process.
-        return dict(zip(_GEOMETRY_FIELDS, _geometry_fields(self), strict=True))
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.__post_init__()
-
-
-_GEOMETRY_FIELDS = tuple(f.name for f in fields(Geometry))
-_INT_TYPE = {int}
-_geometry_fields = operator.attrgetter(*_GEOMETRY_FIELDS)
-
-
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """Validated arrays of one compute dtype: ``x`` (N, C, H, W), ``w`` (K, C/groups, kh, kw),
-    ``bias`` (K,), ``fill`` (1,), all C-contiguous; ``w`` is already flipped or conjugated."""
-
-    geometry: Geometry
-    x: np.ndarray
-    w: np.ndarray
-    bias: np.ndarray
-    fill: np.ndarray
-
-
-class Shown(str):
-    """A description of a bad argument, shown as is (values are shown by repr)."""
-
-    def __repr__(self):
-        return str(self)
-
-
-def _fail(exc_type, name, expectation, got, remedy=""):
-    message = f"`{name}` must be {expectation}; got {got!r}."
-    raise exc_type(message + (f" {remedy}" if remedy else ""))
 
 
 def as_array(value, name):
@@ -259,7 +172,7 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
                    lazy=False):
     """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape.
 
-    ``lazy``: ``input`` is a stand-in with the data's shape and dtype (see :func:`stand_in`); the
+    ``lazy``: ``input`` is a stand-in with the data's shape and dtype (see :func:`lazy_input`); the
     problem's ``x`` is None."""
     x = as_array(input, "input")
     w = as_array(weight, "weight")
@@ -401,6 +314,8 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
         pad = (kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2)
     else:
         pad = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
+    if padding_mode == "zeros" and any(pad) and np.any(fill):
+        padding_mode = "constant"  # a fill that is not zero: see core/geometry.py
     geometry = Geometry(
         batch=1, channels=1, height=image.shape[0], width=image.shape[1], out_channels=1,
         kernel_height=kh, kernel_width=kw, padding=pad, stride=(1, 1), dilation=(1, 1), groups=1,
@@ -448,6 +363,80 @@ def shape_tuple(shape, name):
     if not all(n > 0 for n in items):
         _fail(ValueError, name, "a tuple of positive ints", shape)
     return tuple(int(n) for n in items)
+
+
+def check_method(method, threads=None, persist=None):
+    """Check ``method``, and ``threads`` and ``persist`` against it; returns the thread limit."""
+    if not (isinstance(method, Plan) or isinstance(method, str) and method in (
+            "auto", "measure", *methods())):
+        raise ValueError(f"`method` must be 'auto' or one of {methods()}, 'measure' or a "
+                         f"fastconv.Plan; got {method!r}.")
+    count = threads_count(threads)
+    if isinstance(method, Plan) and threads is not None and count != method.max_threads:
+        raise ValueError(f"`threads` must be None or {method.max_threads} (the plan's thread "
+                         f"limit) when `method` is a Plan; got {threads!r}.")
+    if persist is not None and (not isinstance(persist, bool) or method != "measure"):
+        raise ValueError(f"`persist` must be None, or True or False with method='measure'; got "
+                         f"{persist!r} with method={method!r}.")
+    return method.max_threads if isinstance(method, Plan) else count
+
+
+def check_plan_method(method):
+    """Check ``plan()``'s ``method``: 'auto' or a registered strategy."""
+    if not (isinstance(method, str) and method in ("auto", *methods())):
+        raise ValueError(f"`method` must be 'auto' or one of {methods()}; got {method!r}.")
+
+
+def _shown(value):
+    return str(value) if isinstance(value, np.dtype) else repr(value)
+
+
+def check_plan(plan, geometry):
+    """Check that a Plan passed as ``method`` was made for ``geometry``."""
+    if plan.geometry != geometry:
+        differ = ", ".join(
+            f"{f.name} {_shown(getattr(plan.geometry, f.name))} != "
+            f"{_shown(getattr(geometry, f.name))}"
+            for f in fields(Geometry)
+            if getattr(plan.geometry, f.name) != getattr(geometry, f.name)
+        )
+        raise ValueError(f"`method` must be a Plan made for this call's problem; the plan "
+                         f"differs in {differ} (plan != call). Make one with fastconv.plan(...) "
+                         "for these shapes and options.")
+
+
+def output_shape_geometry(input_shape, weight_shape, stride, padding, dilation):
+    """Check an ``output_shape`` call; returns the shapes as tuples and a single-channel
+    Geometry of the spatial problem."""
+    input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
+    weight_ndim = 2 if len(input_shape) == 2 else 4
+    if len(input_shape) not in (2, 3, 4) or len(weight_shape) != weight_ndim:
+        raise ValueError(
+            "`input_shape` and `weight_shape` must be (H, W) and (kh, kw), or (C, H, W) / "
+            f"(N, C, H, W) and (K, C/groups, kh, kw); got {input_shape} and {weight_shape}."
+        )
+    stride = int_pair(stride, "stride", 1)
+    dilation = int_pair(dilation, "dilation", 1)
+    pad = parse_padding(padding, weight_shape[-2:], stride, dilation)
+    geometry = Geometry(
+        batch=1, channels=1, height=input_shape[-2], width=input_shape[-1], out_channels=1,
+        kernel_height=weight_shape[-2], kernel_width=weight_shape[-1], padding=pad,
+        stride=stride, dilation=dilation, groups=1, padding_mode="zeros",
+        dtype=np.dtype(np.float64),
+    )
+    if min(geometry.out_height, geometry.out_width) < 1:
+        raise ValueError(f"`weight_shape` must fit the padded input; got {weight_shape} for "
+                         f"input {input_shape} with padding {pad}.")
+    return input_shape, weight_shape, geometry
+
+
+def budget_bytes(nbytes):
+    """A workspace budget: an int of at least 64 KiB."""
+    if not isinstance(nbytes, numbers.Integral) or isinstance(nbytes, bool):
+        _fail(TypeError, "nbytes", "an int number of bytes", nbytes)
+    if nbytes < 2**16:
+        _fail(ValueError, "nbytes", "at least 65536 (64 KiB)", nbytes)
+    return int(nbytes)
 
 
 def is_dask_array(value):

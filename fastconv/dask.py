@@ -20,7 +20,7 @@ stride and padding of that axis, so the same code serves any number of spatial a
 * chunks smaller than that depth, or holding no output (``'valid'`` tails, ``'full'`` heads), are
   merged with a neighbour by a rechunk.
 * the padding at the array's true edges is applied by fastconv's kernels inside the first and last
-  chunks (no copy) when those chunks can produce it: zeros (and SciPy's fillvalue) and replicate
+  chunks (no copy) when those chunks can produce it: zeros, SciPy's fillvalue and replicate
   always, reflect and symmetric when the edge chunk is wider than the padding. Otherwise (circular
   across several chunks, padding wider than the edge chunk or the array) the padding rows are
   gathered with ``numpy.pad``'s index map and concatenated to the array: circular is then dask's
@@ -59,12 +59,9 @@ import dask.array as da
 import numba
 import numpy as np
 
-from ._api import _check_method, _run
-from ._methods import METHODS
+from ._api import _run
 from ._validate import (
-    NUMPY_PAD_MODES,
-    Geometry,
-    Problem,
+    check_method,
     conv2d_problem,
     lazy_input,
     lazy_method,
@@ -72,6 +69,8 @@ from ._validate import (
     reject_dask,
     scipy_problem,
 )
+from .core.geometry import NUMPY_PAD_MODES, Geometry, Problem
+from .strategies import methods
 
 __all__ = ["conv2d", "convolve2d", "correlate2d", "plan_axis"]
 
@@ -98,6 +97,7 @@ class AxisPlan:
 # Rows of data the kernel's padding reads, per padding rows used (numpy.pad's single reflection).
 _EDGE_ROWS = {
     "zeros": lambda pad: 0,
+    "constant": lambda pad: 0,
     "replicate": lambda pad: 1,
     "reflect": lambda pad: pad + 1,
     "symmetric": lambda pad: pad,
@@ -108,7 +108,7 @@ def plan_axis(chunks, kernel, dilation, stride, before, after, mode, explicit=Fa
     """Plan one spatial axis of a chunked convolution (see the module's docstring).
 
     ``chunks``: the axis's chunk sizes; ``before``/``after``: its padding; ``mode``: a
-    ``conv2d`` padding mode (SciPy's fill is 'zeros'). Planning is a pure function of these.
+    Geometry's padding mode ('constant' is SciPy's fill). Planning is a pure function of these.
 
     Examples
     --------
@@ -187,14 +187,15 @@ def plan_axis(chunks, kernel, dilation, stride, before, after, mode, explicit=Fa
 
 def _pad_explicitly(x, axis, before, after, mode, fill):
     """``x`` with ``numpy.pad``'s edge rows of ``mode`` concatenated along ``axis`` (lazily);
-    'zeros' pads with ``fill`` (in the compute dtype, to which ``x`` is then cast)."""
+    the constant modes pad with ``fill`` (in the compute dtype, to which ``x`` is then cast)."""
     size = x.shape[axis]
+    constant = NUMPY_PAD_MODES[mode] == "constant"
     index = np.pad(np.arange(size), (before, after), NUMPY_PAD_MODES[mode])
-    if mode == "zeros":
+    if constant:
         x = x.astype(fill.dtype)
 
     def edge(rows):
-        if mode == "zeros":
+        if constant:
             shape = (*x.shape[:axis], len(rows), *x.shape[axis + 1:])
             chunks = (*x.chunks[:axis], len(rows), *x.chunks[axis + 1:])
             return da.full(shape, fill[0], dtype=fill.dtype, chunks=chunks)
@@ -349,8 +350,8 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     reject_dask(weight, "weight", "input")
     reject_dask(bias, "bias", "input")
     stand_in = lazy_input(input, "input")
-    method = lazy_method(method, METHODS)
-    _check_method(method, threads, persist)
+    method = lazy_method(method, methods())
+    check_method(method, threads, persist)
     problem, _ = conv2d_problem(stand_in, weight, bias, stride, padding, dilation, groups,
                                 padding_mode, lazy=True)
     return _lazy(input, problem, problem.geometry.dtype, method, lazy_threads(threads), persist)
@@ -360,8 +361,8 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
     reject_dask(in2, "in2", "in1")
     reject_dask(fillvalue, "fillvalue", "in1")
     stand_in = lazy_input(in1, "in1")
-    method = lazy_method(method, METHODS)
-    _check_method(method, threads, persist)
+    method = lazy_method(method, methods())
+    check_method(method, threads, persist)
     problem, dtype, _ = scipy_problem(stand_in, in2, mode, boundary, fillvalue, convolve,
                                       lazy=True)
     return _lazy(in1, problem, dtype, method, lazy_threads(threads), persist)

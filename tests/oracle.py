@@ -8,13 +8,9 @@ dilation as a zero-inserted kernel and stride as slicing. Computed in float64/co
 import numpy as np
 from scipy import signal
 
-NUMPY_PAD = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "edge",
-    "circular": "wrap",
-    "symmetric": "symmetric",
-}
+import fastconv
+from fastconv.core.geometry import NUMPY_PAD_MODES
+from fastconv.strategies import REGISTRY
 
 # Error bound per element, relative to the local scale sum |x| * |w| of that output (the classical
 # forward-error bound of a sum of products is n*u times it; the typical error is sqrt(n)*u).
@@ -26,9 +22,9 @@ LOCAL_TOLERANCE = {
     np.dtype(np.complex128): 1e-13,
 }
 
-# Strategies whose error is bounded per element by LOCAL_TOLERANCE; Winograd adds the term of
-# winograd_bound, the others (FFT) the normwise term of fft_bound.
-ELEMENTWISE_METHODS = ("direct", "im2col")
+# Every strategy's error is bounded per element by LOCAL_TOLERANCE; its error model
+# (fastconv.strategies.ERROR_MODELS) says which normwise term it adds (normwise_bound).
+
 # Winograd F(2x2, 3x3) mixes the 4x4 input patch of a 2x2 output tile and a 16-term channel sum
 # per transformed point: its error follows the largest local scale of the plane, not each
 # output's own. Measured at most 1.5 * u * max(scale) (random data, fp32 and fp64).
@@ -37,7 +33,6 @@ WINOGRAD_FACTOR = 8
 
 def check_conv2d(method, x, w, bias, **options):
     """fastconv.conv2d(method=...) with conv2d's ``options`` against the oracle."""
-    import fastconv
     from fastconv._validate import int_pair, parse_padding
 
     got = fastconv.conv2d(x, w, bias, method=method, **options)
@@ -75,7 +70,7 @@ def reference_conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilat
     x = np.asarray(x, wide)
     w = dilate(np.asarray(w, wide), dilation)
     top, bottom, left, right = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), NUMPY_PAD[padding_mode])
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), NUMPY_PAD_MODES[padding_mode])
     n_images, channels = x.shape[:2]
     out_channels, cg = w.shape[:2]
     kg = out_channels // groups
@@ -100,16 +95,23 @@ def assert_close(actual, expected, scale, dtype, method="direct"):
     if dtype.kind in "iub":
         np.testing.assert_array_equal(actual, expected)
         return
-    bound = LOCAL_TOLERANCE[dtype] * scale
-    if method == "winograd":
-        bound = bound + winograd_bound(dtype, scale)
-    elif method not in ELEMENTWISE_METHODS:
-        bound = bound + fft_bound(dtype, scale)
+    bound = LOCAL_TOLERANCE[dtype] * scale + normwise_bound(method, dtype, scale)
     error = np.abs(actual.astype(np.complex128) - expected)
     finite = np.isfinite(expected)
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg="NaN positions")
     worst = np.max(error[finite] - bound[finite], initial=-np.inf)
     assert worst <= 0, f"error exceeds tolerance by {worst:.3g} (max {error[finite].max():.3g})"
+
+
+def normwise_bound(method, dtype, scale):
+    """The normwise term of ``method``'s error model (0 for an elementwise one)."""
+    error_model = REGISTRY[method].error_model
+    if error_model == "normwise-transform":
+        return fft_bound(dtype, scale)
+    if error_model == "normwise-tile":
+        return winograd_bound(dtype, scale)
+    assert error_model == "elementwise", error_model
+    return 0.0
 
 
 def fft_bound(dtype, scale):
@@ -119,7 +121,7 @@ def fft_bound(dtype, scale):
     error grows as log2(M) for an M-point transform, times ``max |x| * |w|`` of the plane (which
     bounds ``||x|| * ||w||``-style norms of every tile, also where values span many orders of
     magnitude). The test cannot see the transform size, so M is the plane's size (at least 64).
-    Measured (tests/test_fft.py data, reference in float64): at most 0.3 of this bound's
+    Measured (tests/strategies/test_fft.py data, reference in float64): at most 0.3 of this bound's
     ``u * log2(M) * max(scale)`` for float32 (0.6 for all-positive data with 1024 channels).
     """
     scale = np.asarray(scale, np.float64)
@@ -137,7 +139,6 @@ def winograd_bound(dtype, scale):
 
 
 def declined(method, geometry):
-    """Whether ``method`` declines ``geometry`` (then a forced call must raise ValueError)."""
-    from fastconv._methods import REGISTRY
-
-    return REGISTRY[method].declines(geometry) is not None
+    """Whether ``method`` declines ``geometry`` under the current workspace budget (then a forced
+    call must raise ValueError)."""
+    return REGISTRY[method].declines(geometry, fastconv.get_workspace_budget()) is not None

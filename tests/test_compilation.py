@@ -27,7 +27,7 @@ def test_direct_fp32_hot_loop_uses_packed_fma():
     out = _run(
         """
         import re, numpy as np, fastconv
-        from fastconv._kernels.direct import correlate_direct
+        from fastconv.strategies.direct.kernels import correlate_direct
         fastconv.conv2d(np.ones((1, 1, 40, 40), np.float32), np.ones((1, 1, 3, 3), np.float32))
         (signature,) = correlate_direct.signatures
         asm = correlate_direct.inspect_asm(signature)
@@ -45,7 +45,7 @@ def test_winograd_fp32_transforms_are_vectorised():
     out = _run(
         """
         import re, numpy as np, fastconv
-        from fastconv._kernels.winograd import _combine
+        from fastconv.strategies.winograd.kernels import _combine
         fastconv.conv2d(np.ones((1, 4, 20, 20), np.float32), np.ones((4, 4, 3, 3), np.float32),
                         method="winograd")
         for signature in _combine.signatures:  # one per literal sign
@@ -61,7 +61,7 @@ def test_winograd_fp32_transforms_are_vectorised():
 def test_second_process_loads_kernels_from_cache(tmp_path):
     code = """
         import numpy as np, fastconv
-        from fastconv._kernels.direct import correlate_direct
+        from fastconv.strategies.direct.kernels import correlate_direct
         fastconv.conv2d(np.ones((1, 2, 30, 30), np.float32), np.ones((3, 2, 3, 3), np.float32))
         stats = correlate_direct.stats
         print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
@@ -74,7 +74,7 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
 
 
 def test_signatures_stay_closed():
-    from fastconv._kernels.direct import correlate_direct
+    from fastconv.strategies.direct.kernels import correlate_direct
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64, np.int16, np.uint8, np.complex64):

@@ -4,10 +4,11 @@ import itertools
 
 import numpy as np
 import pytest
-from oracle import assert_close, check_conv2d, declined, random_layer, reference_conv2d
+from oracle import assert_close, declined, reference_conv2d
 
 import fastconv
 from fastconv._validate import conv2d_problem, parse_padding
+from fastconv.core.geometry import PADDING_MODES
 
 # name: (input shape, weight shape, groups)
 SHAPES = {
@@ -40,7 +41,7 @@ def _options(weight_shape, input_shape):
         yield padding, stride2, dilation2, pad
 
 
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular", "symmetric"])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("case", list(SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("method", fastconv.METHODS)
@@ -198,48 +199,3 @@ def test_torch_semantics_when_available(rng):
         got = fastconv.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2,
                               padding_mode=mode)
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
-
-
-def test_direct_first_pass_leaves_whole_passes_of_four():
-    """The direct kernel reads taps first, first + 4, ... four at a time: a remainder would read
-    past the taps."""
-    from fastconv._kernels.direct import first_pass_taps
-
-    for taps in range(1, 400):
-        first = first_pass_taps(taps)
-        assert first in (1, 2, 3, 4, 5, 9) and first <= taps, (taps, first)
-        assert (taps - first) % 4 == 0, (taps, first)
-    assert first_pass_taps(9) == 9  # 3x3 in one fused pass
-
-
-@pytest.mark.parametrize("kernel", [(3, 3), (2, 3), (1, 7), (5, 5), (3, 4), (4, 4)])
-@pytest.mark.parametrize("channels", [1, 2, 3])
-def test_direct_every_first_pass_count(kernel, channels, rng):
-    """Tap counts whose first pass takes 1 to 5 and 9 taps, each against the oracle."""
-    for dtype in (np.float32, np.float64):
-        x, w, bias = random_layer(rng, (2, channels, 11, 13), (2, channels, *kernel), dtype)
-        check_conv2d("direct", x, w, bias, padding=1)
-
-
-def _route_widths():
-    """Output widths on both sides of the direct kernel's route limits (padding 1, 3x3)."""
-    from fastconv._kernels.direct import COLUMN_CHUNK, PRESET_BELOW, UNIT_ROWS_FROM
-
-    # The strip is two columns wider than the output; preset strips are narrower than the limit.
-    limits = (UNIT_ROWS_FROM, COLUMN_CHUNK + 1, PRESET_BELOW - 2)
-    return sorted({limit + step for limit in limits for step in (-1, 0)})
-
-
-@pytest.mark.parametrize("width", _route_widths())
-@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
-@pytest.mark.parametrize("stride", [(1, 1), (2, 1), (1, 2)])
-def test_direct_row_routes(width, padding_mode, stride, rng):
-    """Single-channel 3x3 layers (depthwise) on both sides of the direct kernel's route limits:
-    flat ranges below UNIT_ROWS_FROM output columns, unit rows up to COLUMN_CHUNK, chunked rows
-    above; constant padding preset on strips narrower than PRESET_BELOW, swept on wider ones."""
-    for dtype in (np.float32, np.float64):
-        x, w, bias = random_layer(rng, (2, 3, 6, width), (3, 1, 3, 3), dtype)
-        check_conv2d("direct", x, w, bias, padding=1, groups=3, stride=stride,
-                     padding_mode=padding_mode)
-        check_conv2d("direct", x, w, bias, padding=(0, 2), groups=3, dilation=(2, 1),
-                     padding_mode=padding_mode)

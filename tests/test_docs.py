@@ -4,7 +4,7 @@ import pathlib
 import re
 
 import fastconv
-from fastconv._methods import REGISTRY
+from fastconv.strategies import REGISTRY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from oracle import LOCAL_TOLERANCE, declined, fft_bound
+from oracle import LOCAL_TOLERANCE, declined, normwise_bound
 from scipy import signal
 
 import fastconv
@@ -46,9 +46,7 @@ def assert_same_as_scipy(got, expected, scale, method):
         np.testing.assert_array_equal(got, expected)
         return
     # SciPy computes in the same precision, so both carry an error of the same bound.
-    bound = 2 * LOCAL_TOLERANCE[got.dtype] * scale
-    if method == "fft":
-        bound = bound + fft_bound(got.dtype, scale)
+    bound = 2 * LOCAL_TOLERANCE[got.dtype] * scale + normwise_bound(method, got.dtype, scale)
     assert np.all(np.abs(got - expected) <= bound), np.max(np.abs(got - expected) - bound)
 
 

@@ -9,6 +9,7 @@ from scipy import signal
 
 import fastconv
 from fastconv._validate import conv2d_problem, scipy_problem
+from fastconv.core.geometry import PADDING_MODES
 
 METHOD = st.sampled_from(fastconv.METHODS)
 
@@ -29,8 +30,7 @@ def conv_problems(draw):
         stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         dilation=(dh, dw),
         padding=pad,
-        padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular",
-                                           "symmetric"])),
+        padding_mode=draw(st.sampled_from(PADDING_MODES)),
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
