@@ -48,7 +48,8 @@ def __getattr__(name):
         from .strategies import methods
 
         return methods()
-    if name in ("signal", "ndimage", "grad"):  # submodules loaded on first use
+    # Submodules load on first use: `import fastconv` imports no scipy.signal, dask or torch.
+    if name in ("signal", "ndimage", "grad", "dask"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -29,6 +29,7 @@ from ._validate import (
     check_plan_method,
     conv2d_problem,
     infer_rank,
+    is_dask_array,
     layer_geometry,
     layer_shapes,
     nd_geometry,
@@ -72,8 +73,10 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
 
     Parameters
     ----------
-    input : array_like
+    input : array_like or dask array
         ``(N, C, H, W)``, ``(C, H, W)`` or ``(H, W)``. Any layout and strides; never modified.
+        A dask array gives a lazy dask array, computed chunk by chunk with one thread per task
+        by default (see :mod:`fastconv.dask`).
     weight : array_like
         ``(K, C // groups, kh, kw)`` for 3-D and 4-D input, ``(kh, kw)`` for 2-D input.
     bias : array_like, optional
@@ -133,6 +136,12 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
     >>> fastconv.conv2d(batch, np.ones((4, 3, 3, 3), np.float32), stride=2, padding=1).shape
     (2, 4, 4, 4)
     """
+    if is_dask_array(input) or is_dask_array(weight) or is_dask_array(bias):
+        from . import dask
+
+        return dask.conv2d(input, weight, bias, stride=stride, padding=padding,
+                           dilation=dilation, groups=groups, padding_mode=padding_mode,
+                           method=method, threads=threads, persist=persist)
     count = check_method(method, threads, persist)
     problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
                                    padding_mode)
@@ -367,6 +376,12 @@ def conv_transpose3d(input, weight, bias=None, *, stride=1, padding=0, output_pa
 
 
 def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
+    if is_dask_array(in1) or is_dask_array(in2) or is_dask_array(fillvalue):
+        from . import dask
+
+        function = dask.convolve2d if convolve else dask.correlate2d
+        return function(in1, in2, mode, boundary, fillvalue, method=method, threads=threads,
+                        persist=persist)
     count = check_method(method, threads, persist)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
     if problem is None:
@@ -390,7 +405,8 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: B
     Parameters
     ----------
     in1, in2 : array_like
-        2-D arrays. ``in2`` is conjugated (complex correlation).
+        2-D arrays. ``in2`` is conjugated (complex correlation). ``in1`` may be a dask array: the
+        result is then a lazy dask array (see :mod:`fastconv.dask`).
     mode : {'full', 'valid', 'same'}
         ``'valid'`` needs one input at least as large as the other in every dimension; the
         inputs are swapped when ``in2`` is the larger one, as SciPy does.

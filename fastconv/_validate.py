@@ -174,8 +174,12 @@ def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtyp
     return geometry
 
 
-def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode):
-    """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape."""
+def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                   lazy=False):
+    """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape.
+
+    ``lazy``: ``input`` is a stand-in with the data's shape and dtype (see :func:`lazy_input`); the
+    problem's ``x`` is None."""
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     if x.dtype.kind == "c" or w.dtype.kind == "c":
@@ -202,7 +206,7 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
     weights = np.ascontiguousarray(w.reshape(w4), dtype)
     problem = Problem(
         geometry=with_kernel_rank(geometry, weights),
-        x=np.ascontiguousarray(x.reshape(x4), dtype),
+        x=None if lazy else np.ascontiguousarray(x.reshape(x4), dtype),
         w=weights,
         bias=bias_array,
         fill=np.zeros(1, dtype),
@@ -331,20 +335,28 @@ def scipy_fill(fillvalue, dtype):
     return fill.reshape(1)
 
 
-def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve):
+def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
     """Validate a ``correlate2d``/``convolve2d`` call in SciPy's order of checks.
 
     Returns ``(problem, result_dtype, reverse_conjugate)``. ``problem`` is None for longdouble
     types, which Numba cannot compute. ``reverse_conjugate`` marks a swapped 'valid' correlation,
-    whose output is ``conj(out[::-1, ::-1])``.
+    whose output is ``conj(out[::-1, ::-1])``. ``lazy``: as in :func:`conv2d_problem` (``in1``
+    is a stand-in; a swapped 'valid' call, whose image would be ``in2``, is refused).
     """
     name = "convolve2d" if convolve else "correlate2d"
     a, b, dtype, swapped = scipy_inputs(in1, in2, mode, name)
     padding_mode = scipy_padding_mode(boundary)
     fill = scipy_fill(fillvalue, dtype) if padding_mode == "zeros" else np.zeros(1, dtype)
     if dtype.itemsize > (16 if dtype.kind == "c" else 8):
+        if lazy:
+            _fail(TypeError, "in1", "of a type no wider than float64 / complex128 when it is a "
+                  "dask array (longdouble is computed by SciPy, in memory)",
+                  Shown(f"dtype {dtype}"))
         return None, dtype, False
     compute = np.dtype(np.int64) if dtype.kind in "iu" else dtype
+    if lazy and swapped:
+        _fail(ValueError, "in2", "no larger than `in1` in every dimension for mode='valid' when "
+              "`in1` is a dask array", Shown(f"shape {b.shape} for `in1` of shape {a.shape}"))
     image, kernel = (b, a) if swapped else (a, b)
     kernel = kernel[::-1, ::-1] if convolve else np.conj(kernel)
     kh, kw = kernel.shape
@@ -366,7 +378,7 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve):
     weights = np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute)
     problem = Problem(
         geometry=with_kernel_rank(geometry, weights),
-        x=np.ascontiguousarray(image.reshape(1, 1, *image.shape), compute),
+        x=None if lazy else np.ascontiguousarray(image.reshape(1, 1, *image.shape), compute),
         w=weights,
         bias=np.zeros(1, compute),
         fill=fill.astype(compute),
@@ -1139,3 +1151,47 @@ def transpose_arrays(input, weight, bias, stride, padding, output_padding, dilat
               np.ascontiguousarray(w.reshape(w_full), dtype),
               None if b is None else np.ascontiguousarray(b.reshape(out_channels), dtype))
     return arrays, checked
+
+
+def is_dask_array(value):
+    """Whether ``value`` is a dask array, told by its type's module so that dask is never imported
+    for other inputs."""
+    return type(value).__module__.partition(".")[0] == "dask" and hasattr(value, "chunks")
+
+
+def _described(array):
+    return Shown(f"a dask array of shape {array.shape} and chunks {array.chunks}")
+
+
+def reject_dask(value, name, data_name):
+    """Refuse a dask array for an argument that every chunk's task needs whole (weights, bias)."""
+    if is_dask_array(value):
+        _fail(TypeError, name, f"array_like in memory (only `{data_name}` may be a dask array)",
+              _described(value), f"Pass `{name}.compute()`.")
+
+
+def lazy_input(array, name):
+    """Check a dask array's chunks and dtype; returns a zero-stride NumPy stand-in of its shape and
+    dtype, which the ordinary checks read without the data being loaded."""
+    if any(size != size for sizes in array.chunks for size in sizes):  # NaN: unknown size
+        _fail(ValueError, name, "a dask array with known chunk sizes", _described(array),
+              f"Call `{name}.compute_chunk_sizes()` first.")
+    dtype = np.dtype(array.dtype)
+    if dtype.kind not in "biufc":
+        _fail(TypeError, name, "a numeric array (bool, integer, float or complex)",
+              Shown(f"dtype {dtype}"))
+    return np.broadcast_to(np.zeros((), dtype), tuple(int(n) for n in array.shape))
+
+
+def lazy_threads(threads):
+    """Threads per dask task: 1 unless given (dask runs the tasks side by side)."""
+    return 1 if threads is None else threads_count(threads)
+
+
+def lazy_method(method, methods):
+    """``method`` for a dask array: per-chunk shapes differ, so a Plan (made for one shape) does
+    not apply."""
+    if not (isinstance(method, str) and method in ("auto", "measure", *methods)):
+        _fail(ValueError, "method", f"'auto', 'measure' or one of {methods} for a dask array "
+              "(chunks have shapes of their own, so a Plan does not apply)", method)
+    return method
