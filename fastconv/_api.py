@@ -546,6 +546,7 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
       2.5 MiB gathered per problem), each:
     >>> p3.geometry.out_shape
     (32, 8, 32, 32)
+
     With the weights, a separable kernel such as a Gaussian is seen as one (rank 1):
 
     >>> g = np.exp(-np.linspace(-3, 3, 31) ** 2 / 2)

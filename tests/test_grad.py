@@ -478,12 +478,12 @@ GY = np.ones((1, 3, 4, 4))
     ("input", dict(groups=2), ValueError, r"`groups` must be a positive divisor of "
                                           r"in_channels=2 and out_channels=3; got 2"),
     ("input", dict(groups=1.0), TypeError, r"`groups` must be a positive int; got 1.0"),
-    ("input", dict(stride=(1, 2, 3)), TypeError, r"`stride` must be an int or a tuple of 2 ints"),
-    ("weight", dict(stride=0), ValueError, r"`stride` must be >= 1 \(an int or a tuple of 2"),
+    ("input", dict(stride=(1, 2, 3)), TypeError, r"`stride` must be an int or a pair of ints"),
+    ("weight", dict(stride=0), ValueError, r"`stride` must be >= 1 \(an int or a pair of ints"),
     ("input", dict(dilation=-1), ValueError, r"`dilation` must be >= 1"),
     ("input", dict(padding=-1), ValueError, r"`padding` must be >= 0"),
-    ("input", dict(padding="half"), ValueError, r"`padding` must be an int, a tuple of 2 ints or "
-                                                r"of 2 \(before, after\) pairs, or one of"),
+    ("input", dict(padding="half"), ValueError, r"`padding` must be an int, a pair, "
+                                                r"\(\(top, bottom\), \(left, right\)\) or one of"),
     ("input", dict(padding="same", stride=2), ValueError, r"`stride` must be 1 when "
                                                           r"padding='same'"),
     ("weight", dict(padding_mode="mirror"), ValueError, r"`padding_mode` must be one of"),
@@ -494,7 +494,7 @@ GY = np.ones((1, 3, 4, 4))
                                                   r"of \('direct'.*; got 'fastest'.*plan_input"),
     ("weight", dict(method="winograd", stride=2), ValueError,
      r"`method` 'winograd' cannot run this problem"),
-    ("input", dict(threads=0), ValueError, r"`threads` must be between 1 and"),
+    ("input", dict(threads=0), ValueError, r"`threads` must be >= 1; got 0\."),
 ])
 def test_grad_errors(function, kwargs, error, match):
     if function == "input":
@@ -526,7 +526,7 @@ WT = np.ones((2, 3, 3, 3))
                                                   r"out_channels/groups, \*k\)"),
     (dict(groups=3), ValueError, r"`groups` must be a positive divisor of in_channels=2; got 3"),
     (dict(padding=3), ValueError, r"`padding` must be small enough to leave an output"),
-    (dict(padding=((1, 1), (1, 1))), TypeError, r"`padding` must be an int or a tuple of 2 ints"),
+    (dict(padding=((1, 1), (1, 1))), TypeError, r"`padding` must be an int or a pair of ints"),
     (dict(bias=np.ones(2)), ValueError, r"`bias` must be of shape \(3,\); got shape \(2,\)"),
     (dict(input=XT.astype(complex)), TypeError, r"`input` must be real"),
     (dict(method=fastconv.plan((1, 2, 4, 4), (3, 2, 3, 3))), ValueError,
