@@ -154,6 +154,12 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
 
 def _conv_nd(rank, input, weight, bias, stride, padding, dilation, groups, padding_mode, method,
              threads, persist):
+    if is_dask_array(input) or is_dask_array(weight) or is_dask_array(bias):
+        from . import dask
+
+        return dask.conv_nd(rank, input, weight, bias, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, padding_mode=padding_mode,
+                            method=method, threads=threads, persist=persist)
     count = check_method(method, threads, persist)
     problem, lead = nd_problem(input, weight, bias, rank, stride, padding, dilation, groups,
                                padding_mode)

@@ -650,9 +650,10 @@ def nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode, dtype):
     return geometry
 
 
-def nd_problem(input, weight, bias, rank, stride, padding, dilation, groups, padding_mode):
+def nd_problem(input, weight, bias, rank, stride, padding, dilation, groups, padding_mode,
+               lazy=False):
     """Validate ``conv1d``/``conv3d`` arguments (``conv2d``'s rules). Returns the problem and the
-    output's leading shape."""
+    output's leading shape; with ``lazy`` (a dask input's stand-in) the problem holds no ``x``."""
     function = RANK_LAYOUTS[rank][0]
     x = as_array(input, "input")
     w = as_array(weight, "weight")
@@ -675,7 +676,8 @@ def nd_problem(input, weight, bias, rank, stride, padding, dilation, groups, pad
     geometry = nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode, dtype)
     bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
         b.reshape(out_channels), dtype)
-    problem = NdProblem(geometry=geometry, x=np.ascontiguousarray(x.reshape(xc), dtype),
+    problem = NdProblem(geometry=geometry,
+                        x=None if lazy else np.ascontiguousarray(x.reshape(xc), dtype),
                         w=np.ascontiguousarray(w.reshape(wc), dtype), bias=bias_array)
     return problem, lead
 

@@ -1,8 +1,9 @@
 """fastconv on dask arrays: lazy in, lazy out, chunk by chunk, exactly the in-memory result.
 
-:func:`fastconv.conv2d`, :func:`fastconv.correlate2d` and :func:`fastconv.convolve2d` come here
-when their data argument (``input`` / ``in1``) is a dask array; the functions below are the same
-ones under this module's name. Nothing is computed until the result's ``.compute()`` (or
+:func:`fastconv.conv1d`, :func:`fastconv.conv2d`, :func:`fastconv.conv3d`,
+:func:`fastconv.correlate2d` and :func:`fastconv.convolve2d` come here when their data argument
+(``input`` / ``in1``) is a dask array, and each task runs the N-D engine
+(fastconv/planning/ranks.py); the functions below are the same ones under this module's name. Nothing is computed until the result's ``.compute()`` (or
 ``.store()``, ``.to_zarr()``, ...). Weights, bias and fill value stay NumPy: every task gets them
 whole.
 
@@ -59,20 +60,51 @@ import dask.array as da
 import numba
 import numpy as np
 
-from ._api import _run
 from ._validate import (
     check_method,
     conv2d_problem,
     lazy_input,
     lazy_method,
     lazy_threads,
+    nd_problem,
     reject_dask,
     scipy_problem,
 )
-from .core.geometry import NUMPY_PAD_MODES, Geometry, Problem
+from .core.geometry import NUMPY_PAD_MODES
+from .planning.ranks import correlate_nd
 from .strategies import methods
 
-__all__ = ["conv2d", "convolve2d", "correlate2d", "plan_axis"]
+__all__ = ["conv1d", "conv2d", "conv3d", "convolve2d", "correlate2d", "plan_axis"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A validated call of any spatial rank, as the tasks need it: per-axis kernel extents,
+    (before, after) padding, stride and dilation, and the arrays every task gets whole."""
+
+    kernel: tuple
+    padding: tuple
+    stride: tuple
+    dilation: tuple
+    groups: int
+    padding_mode: str
+    dtype: np.dtype
+    w: np.ndarray
+    bias: np.ndarray
+    fill: np.ndarray
+
+
+def _call_2d(problem):
+    g = problem.geometry
+    return _Call((g.kernel_height, g.kernel_width), (g.padding[0:2], g.padding[2:4]), g.stride,
+                 g.dilation, g.groups, g.padding_mode, g.dtype, problem.w, problem.bias,
+                 problem.fill)
+
+
+def _call_nd(problem):
+    g = problem.geometry
+    return _Call(g.weight_shape[2:], g.padding, g.stride, g.dilation, g.groups, g.padding_mode,
+                 g.dtype, problem.w, problem.bias, np.zeros(1, g.dtype))
 
 
 @dataclass(frozen=True)
@@ -226,22 +258,18 @@ def _launch_guard():
 
 def _block(block, weight, bias, fill, stride, dilation, groups, padding_mode, windows, method,
            threads, persist, compute, out_dtype, block_id=None):
-    """One task: the convolution of one overlapped block (any leading axes, spatial last)."""
+    """One task: the convolution of one overlapped block (any leading axes, spatial last), on
+    the N-D engine (fastconv/planning/ranks.py)."""
     rank = len(windows)
     picks = [windows[axis][index] for axis, index in enumerate(block_id[-rank:])]
     data = block[(..., *(slice(start, stop) for start, stop, *_ in picks))]
     lead = data.shape[:-rank]
-    x4 = data.reshape((-1, lead[-1] if lead else 1, *data.shape[-rank:]))
-    padding = tuple(pad for pick in picks for pad in pick[2:4])
-    geometry = Geometry(
-        batch=x4.shape[0], channels=x4.shape[1], height=x4.shape[2], width=x4.shape[3],
-        out_channels=weight.shape[0], kernel_height=weight.shape[2], kernel_width=weight.shape[3],
-        padding=padding, stride=stride, dilation=dilation, groups=groups,
-        padding_mode=padding_mode, dtype=compute,
-    )
-    problem = Problem(geometry, np.ascontiguousarray(x4, compute), weight, bias, fill)
+    x = np.ascontiguousarray(data.reshape((-1, lead[-1] if lead else 1, *data.shape[-rank:])),
+                             compute)
+    padding = tuple(tuple(pick[2:4]) for pick in picks)
     with _launch_guard():
-        out = _run(problem, method, threads, persist)
+        out = correlate_nd(x, weight, bias, stride, dilation, padding, padding_mode, groups,
+                           method, threads, persist, fill[0])
     out = out[(..., *(slice(count) for *_, count in picks))]
     out = out.reshape((*lead[:-1], weight.shape[0], *out.shape[-rank:]) if lead
                       else out.shape[-rank:])
@@ -259,36 +287,34 @@ def _map(x, weight, bias, groups, depth, lead_chunks, out_spatial, options):
     )
 
 
-def _lazy(x, problem, out_dtype, method, threads, persist):
-    """The lazy result of ``problem`` (validated, ``problem.x`` None) on the dask array ``x``."""
-    g = problem.geometry
-    rank = 2
+def _lazy(x, call, out_dtype, method, threads, persist):
+    """The lazy result of ``call`` (a validated :class:`_Call`) on the dask array ``x``."""
+    g = call
+    rank = len(call.kernel)
     spatial = range(x.ndim - rank, x.ndim)
-    kernel = (g.kernel_height, g.kernel_width)
-    pads = (g.padding[0:2], g.padding[2:4])
     plans = []
-    for axis, k, dilation, stride, (before, after) in zip(spatial, kernel, g.dilation, g.stride,
-                                                         pads, strict=True):
+    for axis, k, dilation, stride, (before, after) in zip(spatial, call.kernel, g.dilation,
+                                                         g.stride, call.padding, strict=True):
         plan = plan_axis(tuple(x.chunks[axis]), k, dilation, stride, before, after,
                          g.padding_mode)
         if plan.explicit:
-            x = _pad_explicitly(x, axis, before, after, g.padding_mode, problem.fill)
+            x = _pad_explicitly(x, axis, before, after, g.padding_mode, call.fill)
         plans.append(plan)
     x = x.rechunk({axis: plan.chunks for axis, plan in zip(spatial, plans, strict=True)})
     options = dict(
-        fill=problem.fill, stride=g.stride, dilation=g.dilation, padding_mode=g.padding_mode,
+        fill=call.fill, stride=g.stride, dilation=g.dilation, padding_mode=g.padding_mode,
         windows=tuple(plan.windows for plan in plans), method=method, threads=threads,
         persist=persist, compute=g.dtype, out_dtype=out_dtype,
     )
     depth = {axis: plan.depth for axis, plan in zip(spatial, plans, strict=True)}
     out_spatial = tuple(plan.out_chunks for plan in plans)
     if x.ndim == rank:
-        return _map(x, problem.w, problem.bias, g.groups, depth, x.chunks[:0], out_spatial,
+        return _map(x, call.w, call.bias, g.groups, depth, x.chunks[:0], out_spatial,
                     options)
     channel_axis = x.ndim - rank - 1
     ranges = []
     for (c0, c1), weight, bias, groups, k_range in _channel_pieces(
-            x.chunks[channel_axis], problem.w, problem.bias, g.groups):
+            x.chunks[channel_axis], call.w, call.bias, g.groups):
         piece = x[(slice(None),) * channel_axis + (slice(c0, c1),)]
         result = _map(piece, weight, bias, groups, depth,
                       (*piece.chunks[:channel_axis], (k_range[1] - k_range[0],)), out_spatial,
@@ -354,7 +380,53 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     check_method(method, threads, persist)
     problem, _ = conv2d_problem(stand_in, weight, bias, stride, padding, dilation, groups,
                                 padding_mode, lazy=True)
-    return _lazy(input, problem, problem.geometry.dtype, method, lazy_threads(threads), persist)
+    return _lazy(input, _call_2d(problem), problem.geometry.dtype, method, lazy_threads(threads),
+                 persist)
+
+
+def conv_nd(rank, input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+            padding_mode="zeros", method="auto", threads=None, persist=None):
+    """:func:`fastconv.conv1d` (``rank`` 1) or :func:`fastconv.conv3d` (``rank`` 3) of a dask
+    array ``input``: a lazy dask array of the same values (arguments as in :func:`conv2d`)."""
+    reject_dask(weight, "weight", "input")
+    reject_dask(bias, "bias", "input")
+    stand_in = lazy_input(input, "input")
+    method = lazy_method(method, methods())
+    check_method(method, threads, persist)
+    problem, _ = nd_problem(stand_in, weight, bias, rank, stride, padding, dilation, groups,
+                            padding_mode, lazy=True)
+    return _lazy(input, _call_nd(problem), problem.geometry.dtype, method,
+                 lazy_threads(threads), persist)
+
+
+def conv1d(input, weight, bias=None, **options):
+    """:func:`fastconv.conv1d` of a dask array ``input``: a lazy dask array.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv
+    >>> x = np.arange(20.0)
+    >>> y = fastconv.conv1d(da.from_array(x, chunks=6), np.ones(3), padding="same")
+    >>> bool(np.allclose(y.compute(), fastconv.conv1d(x, np.ones(3), padding="same")))
+    True
+    """
+    return conv_nd(1, input, weight, bias, **options)
+
+
+def conv3d(input, weight, bias=None, **options):
+    """:func:`fastconv.conv3d` of a dask array ``input``: a lazy dask array.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv
+    >>> x = np.random.default_rng(0).standard_normal((9, 8, 7))
+    >>> y = fastconv.conv3d(da.from_array(x, chunks=4), np.ones((3, 3, 3)), padding=1,
+    ...                     padding_mode="reflect")
+    >>> bool(np.allclose(y.compute(), fastconv.conv3d(x, np.ones((3, 3, 3)), padding=1,
+    ...                                                padding_mode="reflect")))
+    True
+    """
+    return conv_nd(3, input, weight, bias, **options)
 
 
 def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
@@ -365,7 +437,7 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
     check_method(method, threads, persist)
     problem, dtype, _ = scipy_problem(stand_in, in2, mode, boundary, fillvalue, convolve,
                                       lazy=True)
-    return _lazy(in1, problem, dtype, method, lazy_threads(threads), persist)
+    return _lazy(in1, _call_2d(problem), dtype, method, lazy_threads(threads), persist)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",

@@ -125,6 +125,26 @@ def test_scipy_dropins_match_in_memory(call, convolve, integers, seed):
     assert_close(computed(lazy), expected, scale, expected.dtype)
 
 
+@pytest.mark.parametrize("padding_mode", MODES)
+@pytest.mark.parametrize(("rank", "x_shape", "w_shape", "chunks", "options"), [
+    (1, (3, 4, 50), (6, 2, 5), (2, 3, 7), dict(groups=2, stride=3, padding=4)),
+    (1, (2, 40), (3, 2, 7), (1, 9), dict(padding="same", dilation=2)),
+    (3, (2, 3, 11, 12, 13), (4, 3, 3, 2, 3), (1, 2, 4, 5, 6), dict(padding=1)),
+    (3, (10, 9, 8), (3, 3, 3), 4, dict(stride=2, padding=((2, 1), (0, 3), (1, 1)),
+                                        dilation=(1, 2, 1))),
+], ids=["1d-groups-stride", "1d-same-dilated", "3d-channels-split", "3d-spatial-strided"])
+def test_conv1d_and_conv3d_match_in_memory(rank, x_shape, w_shape, chunks, options, padding_mode,
+                                           rng):
+    """Every rank: the N-D engine per task, halos planned per axis, channels summed."""
+    function = getattr(fastconv, f"conv{rank}d")
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    lazy = function(da.from_array(x, chunks=chunks), w, padding_mode=padding_mode, **options)
+    expected = function(x, w, padding_mode=padding_mode, **options)
+    assert lazy.shape == expected.shape
+    scale = scale_of(function, x, w, padding_mode=padding_mode, **options)
+    assert_close(computed(lazy), expected, scale, np.float64, "auto")
+
+
 def test_complex_and_float32_keep_their_dtype(rng):
     x = (rng.standard_normal((9, 10)) + 1j * rng.standard_normal((9, 10))).astype(np.complex64)
     w = np.array([[1 + 2j, 0.5], [-1j, 2]], np.complex64)
@@ -204,13 +224,13 @@ def test_threads_scheduler_runs_tasks_side_by_side(rng, threads):
 @pytest.mark.parametrize(("threads", "expected"), [(None, {1}), (2, {2})])
 def test_each_task_runs_one_numba_thread_unless_told(monkeypatch, threads, expected):
     seen = set()
-    run = fastconv.dask._run
+    run = fastconv.dask.correlate_nd
 
-    def spy(problem, method, count, persist):
-        seen.add(count)
-        return run(problem, method, count, persist)
+    def spy(*args):
+        seen.add(args[9])  # the engine's thread limit
+        return run(*args)
 
-    monkeypatch.setattr(fastconv.dask, "_run", spy)
+    monkeypatch.setattr(fastconv.dask, "correlate_nd", spy)
     x = da.ones((20, 20), chunks=10)
     fastconv.conv2d(x, np.ones((3, 3)), method="direct", threads=threads).compute(
         scheduler="sync")
@@ -335,8 +355,8 @@ def test_bad_lazy_options_are_refused():
         fastconv.correlate2d(x.astype(np.longdouble), np.ones((2, 2)))
     with pytest.raises(TypeError, match=r"`input` must be a numeric array"):
         fastconv.conv2d(x.astype("datetime64[s]"), np.ones((2, 2)))
-    with pytest.raises(ValueError, match=r"`threads` must be between 1 and"):
-        fastconv.conv2d(x, np.ones((3, 3)), threads=10**6)
+    with pytest.raises(ValueError, match=r"`threads` must be >= 1; got 0\."):
+        fastconv.conv2d(x, np.ones((3, 3)), threads=0)
     # The ordinary checks run on the shapes, before any graph is built.
     with pytest.raises(ValueError, match=r"`weight` must be no larger"):
         fastconv.conv2d(x, np.ones((9, 9)))
