@@ -3,9 +3,9 @@
 :func:`fastconv.conv1d`, :func:`fastconv.conv2d`, :func:`fastconv.conv3d`,
 :func:`fastconv.correlate2d` and :func:`fastconv.convolve2d` come here when their data argument
 (``input`` / ``in1``) is a dask array, and each task runs the N-D engine
-(fastconv/planning/ranks.py); the functions below are the same ones under this module's name. Nothing is computed until the result's ``.compute()`` (or
-``.store()``, ``.to_zarr()``, ...). Weights, bias and fill value stay NumPy: every task gets them
-whole.
+(fastconv/planning/ranks.py); the functions below are the same ones under this module's name.
+Nothing is computed until the result's ``.compute()`` (or ``.store()``, ``.to_zarr()``, ...).
+Weights, bias and fill value stay NumPy: every task gets them whole.
 
 How a chunk is computed
 -----------------------
