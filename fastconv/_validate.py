@@ -53,6 +53,18 @@ def is_int(value):
         isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
+def check_groups(groups, channels, out_channels):
+    """``groups``: a positive int dividing the input and output channels."""
+    if not is_int(groups):
+        _fail(TypeError, "groups", "a positive int", groups)
+    if groups < 1 or channels % groups or out_channels % groups:
+        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
+              f"out_channels={out_channels}", groups)
+    return int(groups)
+
+
+
+
 def int_pair(value, name, minimum):
     """An int or a pair of ints, each >= minimum, as a 2-tuple."""
     if type(value) is int and value >= minimum:  # the common spelling, checked in one step
@@ -145,11 +157,7 @@ def layer_shapes(input_shape, weight_shape, groups, names=("input", "weight")):
     out_channels, cg = w4[:2]
     channels = x4[1]
 
-    if not is_int(groups):
-        _fail(TypeError, "groups", "a positive int", groups)
-    if groups < 1 or channels % groups or out_channels % groups:
-        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
-              f"out_channels={out_channels}", groups)
+    check_groups(groups, channels, out_channels)
     if cg * groups != channels:
         _fail(ValueError, weight_name, f"of shape (out_channels, {channels // groups}, kh, kw) "
               f"for {channels} input channels and groups={groups}", Shown(f"shape {w_shape}"))
@@ -617,11 +625,7 @@ def nd_shapes(input_shape, weight_shape, groups, rank, names=("input", "weight")
     wc = (1,) * (rank + 2 - len(w_shape)) + w_shape
     out_channels, cg = wc[:2]
     channels = xc[1]
-    if not is_int(groups):
-        _fail(TypeError, "groups", "a positive int", groups)
-    if groups < 1 or channels % groups or out_channels % groups:
-        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
-              f"out_channels={out_channels}", groups)
+    check_groups(groups, channels, out_channels)
     if cg * groups != channels:
         _fail(ValueError, weight_name, f"of shape (out_channels, {channels // groups}, "
               f"{kernel_axes}) for {channels} input channels and groups={groups}",
@@ -979,21 +983,12 @@ def _nd_shapes(x_shape, w_shape, rank, names, transposed):
     return (1,) * (full - len(x_shape)) + x_shape, (1,) * (full - len(w_shape)) + w_shape, lead
 
 
-def _check_groups(groups, channels, out_channels):
-    if not is_int(groups):
-        _fail(TypeError, "groups", "a positive int", groups)
-    if groups < 1 or channels % groups or out_channels % groups:
-        _fail(ValueError, "groups", f"a positive divisor of in_channels={channels} and "
-              f"out_channels={out_channels}", groups)
-    return int(groups)
-
-
 def _layer_options(x_full, w_full, groups, stride, padding, dilation, padding_mode, names):
     """Check the options of a ``rank``-D forward layer (conv weight layout); returns
     (groups, stride, padding pairs, dilation, forward output spatial shape)."""
     rank = len(x_full) - 2
     channels, (out_channels, cg) = x_full[1], w_full[:2]
-    groups = _check_groups(groups, channels, out_channels)
+    groups = check_groups(groups, channels, out_channels)
     if cg * groups != channels:
         _fail(ValueError, names[1], f"of shape (out_channels, {channels // groups}, *k) for "
               f"{channels} input channels and groups={groups}", Shown(f"shape {w_full}"))
