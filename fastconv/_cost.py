@@ -23,7 +23,7 @@ from . import _run_fft as fft_model
 from ._jit import cache_dir_setting
 from ._kernels.direct import COLUMN_CHUNK, FLAT_BELOW, first_pass_taps, runs_unit_rows
 from ._kernels.gemm import ROWS as MICRO_ROWS
-from ._run_direct import block_rows
+from ._run_direct import block_rows, kernel_geometry
 from ._run_fft import _real_sizes as fft_sizes
 from ._run_fft import plan_tiles
 from ._run_im2col import (
@@ -233,8 +233,9 @@ def direct_work(geometry, threads, budget, constants):
     """fastconv/_run_direct.py: (image, group, row block) items; per item a strip fill, then for
     each output channel, passes of taps (``first_pass_taps``, then four) over 512-element chunks
     of each output row, or, for short rows, of the whole block as one flat range (then copied
-    out); single-channel 3x3 kernels over unit column steps take one pass per row."""
-    g = geometry
+    out); single-channel 3x3 kernels over unit column steps take one pass per row. Axes that
+    read few of their padded samples are gathered first (``kernel_geometry``)."""
+    g = kernel_geometry(geometry)
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
     ho, wo = g.out_height, g.out_width
