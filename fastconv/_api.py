@@ -9,6 +9,7 @@ from ._plan import Plan, make_plan, memoised
 from ._threads import numba_threads
 from ._validate import (
     Geometry,
+    check_extents,
     conv2d_problem,
     int_pair,
     layer_geometry,
@@ -280,7 +281,7 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
                                  shape_tuple(weight_shape, "weight_shape"), groups,
                                  names=("input_shape", "weight_shape"))
         geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
-                                  plan_dtype(dtype))
+                                  plan_dtype(dtype), names=("input_shape", "weight_shape"))
         return make_plan(geometry, method, count)
 
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
@@ -300,7 +301,8 @@ def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
     >>> fastconv.output_shape((32, 32), (5, 5), padding="same")
     (32, 32)
     """
-    input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
+    input_shape = shape_tuple(input_shape, "input_shape")
+    weight_shape = shape_tuple(weight_shape, "weight_shape")
     weight_ndim = 2 if len(input_shape) == 2 else 4
     if len(input_shape) not in (2, 3, 4) or len(weight_shape) != weight_ndim:
         raise ValueError(
@@ -316,10 +318,12 @@ def output_shape(input_shape, weight_shape, *, stride=1, padding=0, dilation=1):
         stride=stride, dilation=dilation, groups=1, padding_mode="zeros",
         dtype=np.dtype(np.float64),
     )
+    check_extents(geometry, ("input_shape", "weight_shape"))
     spatial = (geometry.out_height, geometry.out_width)
     if min(spatial) < 1:
-        raise ValueError(f"`weight_shape` must fit the padded input; got {weight_shape} for "
-                         f"input {input_shape} with padding {pad}.")
+        raise ValueError(f"`weight_shape` must fit the padded input after dilation; got "
+                         f"{weight_shape} for input {input_shape} with padding {pad} and "
+                         f"dilation {dilation}.")
     if len(input_shape) == 2:
         return spatial
     return input_shape[:-3] + (weight_shape[0],) + spatial
