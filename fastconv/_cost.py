@@ -628,17 +628,29 @@ def cache_path():
     return os.path.join(directory, f"machine-{slug}-v{_version()}.json")
 
 
+# Cache files already warned about: a bad file is reported once per process, not at each of its
+# reads (constants, measured winners) and writes.
+_warned = set()
+
+
+def warn_once(path, message):
+    """One RuntimeWarning per process about the cache file ``path``."""
+    if path in _warned:
+        return
+    _warned.add(path)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 def _warn(path, reason):
-    warnings.warn(f"fastconv: ignoring the cache file {path}: {reason}. Using the shipped "
-                  "defaults; `python -m fastconv calibrate` rewrites it.", RuntimeWarning,
-                  stacklevel=2)
+    warn_once(path, f"fastconv: ignoring the cache file {path}: {reason}. Using the shipped "
+              "defaults; `python -m fastconv calibrate` rewrites it.")
 
 
 def _parse(text, path, warn):
     """The cache file's content when it is valid for this CPU and version, else None."""
     try:
         data = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: deeply nested arrays
         if warn:
             _warn(path, f"not valid JSON ({error})")
         return None
@@ -659,7 +671,7 @@ def read_cache(warn=True):
             text = f.read()
     except FileNotFoundError:
         return {}
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8
         if warn:
             _warn(path, str(error))
         return {}
@@ -681,6 +693,8 @@ def update_cache(change):
         try:
             with open(temporary, "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())  # the replace must not outlive the content in a crash
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):
@@ -725,8 +739,33 @@ def constants_from(data, path):
         _warn(path, "its constants do not match this version's cost model (missing, unknown or "
               "negative values)")
         return None
+    absurd = sorted(k for k, v in entry.items() if not _plausible(k, v))
+    if absurd:
+        _warn(path, f"its constants {', '.join(absurd)} are more than {PLAUSIBLE_FACTOR:g} times "
+              "off the shipped defaults")
+        return None
     source = f"calibrated {data.get('calibrated', '')}".strip()
     return MachineConstants(source=source, **{k: float(v) for k, v in entry.items()})
+
+
+# A calibrated constant more than this factor away from its shipped default is not a measurement
+# of any machine fastconv runs on (a corrupt or hand-edited file: 1e308 or 1e-300 would make one
+# strategy win or lose every plan). 0 is allowed: least squares leaves inseparable terms at 0.
+PLAUSIBLE_FACTOR = 1e4
+
+
+def _plausible(name, value):
+    if value == 0:
+        return True
+    if value > 2**1023:  # an int beyond float range (json reads 10**400 as an int)
+        return False
+    default = getattr(DEFAULTS, name)
+    if default == 0:  # no scale of its own: the range of all the shipped constants
+        positive = [v for k, v in asdict(DEFAULTS).items() if k != "source" and v > 0]
+        low, high = min(positive), max(positive)
+    else:
+        low, high = default, default
+    return low / PLAUSIBLE_FACTOR <= value <= high * PLAUSIBLE_FACTOR
 
 
 def machine_constants():

@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from numba.core import event
 
-from ._cost import read_cache, update_cache
+from ._cost import cache_path, read_cache, update_cache, warn_once
 from ._jit import persist_setting
 from ._methods import REGISTRY
 from ._plan import make_plan
@@ -93,9 +93,10 @@ def _persisted_winner(key, geometry, threads):
     if not isinstance(entry, dict):
         return None
     method, count = entry.get("method"), entry.get("threads")
-    if method not in REGISTRY or REGISTRY[method].declines(geometry) is not None:
+    if not isinstance(method, str) or method not in REGISTRY or REGISTRY[method].declines(
+            geometry) is not None:
         return None
-    if not isinstance(count, int) or not 1 <= count <= threads:
+    if type(count) is not int or not 1 <= count <= threads:
         return None
     return method, count
 
@@ -111,7 +112,13 @@ def _persist(key, entry):
             del measured[stale]
         data["measured"] = measured
 
-    update_cache(change)
+    try:
+        update_cache(change)
+    except OSError as error:  # a cache path that is a directory, read-only, a full disk
+        path = cache_path()
+        warn_once(path, f"fastconv: cannot write the cache file {path}: {error}. The measured "
+                  "winner is kept in this process only.")
+        return
     with _persisted_lock:
         if _persisted is not None:
             _persisted[key] = entry
