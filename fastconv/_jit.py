@@ -12,6 +12,14 @@ FASTCONV_PERSIST=1
     ``method="measure"`` stores its winners in that cache file unless the call says otherwise.
 
 The last two are read at each use (so a process, or a test, can change them at run time).
+
+Threading layer
+---------------
+Unless ``NUMBA_THREADING_LAYER`` is set, fastconv asks Numba for its ``'forksafe'`` layer: TBB
+when it is installed, else the workqueue. Numba's default falls back to GNU OpenMP, after which a
+fork-based process pool (the default on Linux) dies on its first parallel call ("fork() called
+from a process already using GNU OpenMP"). This must happen before Numba's first parallel
+launch in the process; if that launch already happened, the layer it chose stays.
 """
 
 import os
@@ -25,6 +33,16 @@ FASTMATH_FLAGS = frozenset({"contract", "reassoc", "nsz", "arcp"})
 CACHE_ENABLED = os.environ.get("FASTCONV_NO_CACHE", "") in ("", "0")
 
 DEFAULT_WORKSPACE_BYTES = int(os.environ.get("FASTCONV_WORKSPACE_BYTES", 64 * 2**20))
+
+
+def _prefer_forksafe_layer():
+    from numba.np.ufunc import parallel
+
+    if "NUMBA_THREADING_LAYER" not in os.environ and not parallel._is_initialized:
+        numba.config.THREADING_LAYER = "forksafe"
+
+
+_prefer_forksafe_layer()
 
 
 def cache_dir_setting():

@@ -1,13 +1,41 @@
 """Thread limits for one call: Numba's pool and the BLAS pools, restored afterwards."""
 
+import threading
 from contextlib import contextmanager
 
 import numba
 
+# Numba's workqueue layer aborts the process when two threads launch parallel kernels at once
+# ("Concurrent access has been detected"): under it, fastconv's calls take turns.
+_launch_lock = threading.RLock()  # runners nest numba_threads (fft: spectra, then tiles)
+_workqueue = None  # whether the layer is the workqueue; known after Numba's first launch
+
+
+def _take_turns():
+    global _workqueue
+    if _workqueue is None:
+        try:
+            _workqueue = numba.threading_layer() == "workqueue"
+        except ValueError:  # no launch yet: the first one may choose the workqueue
+            return True
+    return _workqueue
+
 
 @contextmanager
 def numba_threads(count):
-    """Run the body with ``count`` Numba threads, restoring the previous count even on error."""
+    """Run the body with ``count`` Numba threads, restoring the previous count even on error;
+    one call at a time under the workqueue threading layer."""
+    if _take_turns():
+        with _launch_lock:
+            with _numba_threads(count):
+                yield
+        return
+    with _numba_threads(count):
+        yield
+
+
+@contextmanager
+def _numba_threads(count):
     previous = numba.get_num_threads()
     if count == previous:
         yield
