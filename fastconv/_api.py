@@ -9,6 +9,7 @@ from ._plan import Plan, make_plan, memoised
 from ._threads import numba_threads
 from ._validate import (
     Geometry,
+    check_accuracy,
     check_extents,
     conv2d_problem,
     int_pair,
@@ -54,20 +55,25 @@ def _check_plan(plan, geometry):
                          "for these shapes and options.")
 
 
-def _run(problem, method, threads, persist):
+def _run(problem, method, threads, persist, accuracy):
     if method == "measure":
-        return run_measured(problem, threads, persist)
+        return run_measured(problem, threads, persist, accuracy)
     if isinstance(method, Plan):
         _check_plan(method, problem.geometry)
         plan = method
+        if accuracy == "elementwise" and REGISTRY[plan.method].normwise:
+            raise ValueError(f"`method` must be a Plan of an elementwise-accurate strategy with "
+                             f"accuracy='elementwise'; got a Plan of {plan.method!r}. Make it "
+                             "with fastconv.plan(..., accuracy='elementwise').")
     else:
-        plan = make_plan(problem.geometry, method, threads)
+        plan = make_plan(problem.geometry, method, threads, accuracy)
     with numba_threads(plan.threads):
         return REGISTRY[plan.method].run(problem, plan.threads)
 
 
 def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode="zeros", method="auto", threads=None, persist=None):
+           padding_mode="zeros", method="auto", threads=None, persist=None,
+           accuracy="normwise"):
     """2-D cross-correlation as in deep learning (PyTorch's ``conv2d``; the kernel is not flipped).
 
     Parameters
@@ -101,6 +107,13 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     persist : bool, optional
         With ``method='measure'``: also store the winner in the per-user cache file, so that
         later processes skip the timing. Default: the ``FASTCONV_PERSIST`` environment setting.
+    accuracy : {'normwise', 'elementwise'}
+        What ``method='auto'`` (and ``'measure'``) may trade for speed. ``'normwise'`` (default)
+        allows every strategy: ``fft`` and ``winograd`` are accurate relative to the largest
+        values of a tile or plane, so outputs whose windows hold only values many orders of
+        magnitude smaller than elsewhere may lose all their digits. ``'elementwise'`` keeps to
+        ``direct`` and ``im2col``, whose error is bounded per output by its own terms
+        (``n * eps * sum |x| * |w|``). A forced method is computed as asked.
 
     Returns
     -------
@@ -133,30 +146,33 @@ def conv2d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     (2, 4, 4, 4)
     """
     count = _check_method(method, threads, persist)
+    accuracy = check_accuracy(accuracy)
     problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
                                    padding_mode)
-    out = _run(problem, method, count, persist)
+    out = _run(problem, method, count, persist, accuracy)
     if lead is None:
         return out[0, 0]
     return out if lead else out[0]
 
 
-def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
+def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
+                convolve):
     count = _check_method(method, threads, persist)
+    accuracy = check_accuracy(accuracy)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
     if problem is None:
         from scipy import signal  # longdouble: Numba has no such type; SciPy is exact here.
 
         scipy_function = signal.convolve2d if convolve else signal.correlate2d
         return scipy_function(in1, in2, mode, boundary, fillvalue)
-    out = _run(problem, method, count, persist)[0, 0]
+    out = _run(problem, method, count, persist, accuracy)[0, 0]
     if reverse_conjugate:
         out = np.conj(out[::-1, ::-1])
     return out.astype(dtype, copy=False)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-                threads=None, persist=None):
+                threads=None, persist=None, accuracy="normwise"):
     """Cross-correlate two 2-D arrays: a drop-in for :func:`scipy.signal.correlate2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel.
@@ -178,6 +194,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
         Threads for this call only; default: ``numba.get_num_threads()``.
     persist : bool, optional
         As in :func:`conv2d` (with ``method='measure'``).
+    accuracy : {'normwise', 'elementwise'}
+        As in :func:`conv2d`: ``'elementwise'`` keeps 'auto' from the FFT, whose error is
+        relative to the largest values (``scipy.signal.fftconvolve`` has the same limit).
 
     Returns
     -------
@@ -201,12 +220,12 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     array([[5., 3.],
            [2., 5.]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
                        convolve=False)
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="auto",
-               threads=None, persist=None):
+               threads=None, persist=None, accuracy="normwise"):
     """Convolve two 2-D arrays: a drop-in for :func:`scipy.signal.convolve2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel; see
@@ -220,12 +239,12 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="a
            [3, 5, 2],
            [0, 3, 5]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
                        convolve=True)
 
 
 def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
-         groups=1, padding_mode="zeros", method="auto", threads=None):
+         groups=1, padding_mode="zeros", method="auto", threads=None, accuracy="normwise"):
     """Plan a :func:`conv2d` call from its shapes alone: the strategy and thread count that
     ``method='auto'`` would use, with every candidate's estimated time and workspace.
 
@@ -244,6 +263,9 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         forced strategy.
     threads : int, optional
         Thread limit; default: ``numba.get_num_threads()``.
+    accuracy : {'normwise', 'elementwise'}
+        As in :func:`conv2d`: with ``'elementwise'``, 'auto' treats ``fft`` and ``winograd`` as
+        declined.
 
     Returns
     -------
@@ -277,16 +299,17 @@ def plan(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, di
         if not (isinstance(method, str) and method in ("auto", *METHODS)):
             raise ValueError(f"`method` must be 'auto' or one of {METHODS}; got {method!r}.")
         count = current or threads_count(threads)
+        check_accuracy(accuracy)
         x4, w4, _ = layer_shapes(shape_tuple(input_shape, "input_shape"),
                                  shape_tuple(weight_shape, "weight_shape"), groups,
                                  names=("input_shape", "weight_shape"))
         geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
                                   plan_dtype(dtype), names=("input_shape", "weight_shape"))
-        return make_plan(geometry, method, count)
+        return make_plan(geometry, method, count, accuracy)
 
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
     arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
-                      padding_mode, method, threads))
+                      padding_mode, method, threads, accuracy))
     return memoised((arguments, current), compute)
 
 

@@ -28,6 +28,9 @@ class Method:
     rounds_integers: bool = False
     """Integer results are rounded from floating point: exact only while values stay small,
     which shapes cannot tell, so 'auto' does not pick the strategy for integer data."""
+    normwise: bool = False
+    """Its error is bounded relative to the norms of the operands (a whole tile or plane), not
+    to each output's own terms: ``accuracy='elementwise'`` excludes it from 'auto'."""
 
 
 def _never(geometry):
@@ -62,6 +65,7 @@ REGISTRY: dict[str, Method] = {
         "sums per frequency, cached kernel spectra, bounded workspace. Every feature and dtype "
         "(integers rounded). Best for large kernels (about 13x13 and up).",
         rounds_integers=True,
+        normwise=True,
     ),
     "winograd": Method(
         name="winograd",
@@ -70,6 +74,7 @@ REGISTRY: dict[str, Method] = {
         summary="Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs instead of 36; Numba "
         "transforms around 16 BLAS GEMMs per block of tiles. 3x3 stride-1 layers, float32 and "
         "float64. Best for 3x3 layers with many channels.",
+        normwise=True,
     ),
 }
 

@@ -69,6 +69,8 @@ class Plan:
     settled: tuple = field(repr=False, compare=False)
     """(strategy, Candidate or None) for each registered strategy: None where planning skipped
     the model (its lower bound exceeded the chosen estimate); ``candidates`` computes it."""
+    accuracy: str = "normwise"
+    """'elementwise' when 'auto' was limited to strategies accurate per output element."""
 
     @cached_property
     def candidates(self):
@@ -110,7 +112,8 @@ class Plan:
         lines.append(f"Chosen: {self.method} on {self.threads} thread"
                      f"{'s' if self.threads > 1 else ''}: {self.reason}.")
         lines.append(f"  (threads <= {self.max_threads}, workspace budget "
-                     f"{_bytes(self.workspace_budget)}, constants: {self.constants})")
+                     f"{_bytes(self.workspace_budget)}, constants: {self.constants}"
+                     f"{', accuracy: elementwise' if self.accuracy == 'elementwise' else ''})")
         return "\n".join(lines)
 
 
@@ -176,13 +179,15 @@ def _choose(candidates, dtype):
     return chosen, reason + skipped
 
 
-def _refusal(name, geometry):
+def _refusal(name, geometry, accuracy="normwise"):
     """The declined Candidate of ``name`` on ``geometry``, or None when it can run it."""
+    if accuracy == "elementwise" and REGISTRY[name].normwise:
+        return Candidate(name, None, None, 1, "its error is normwise (accuracy='elementwise')")
     reason = REGISTRY[name].declines(geometry)
     return None if reason is None else Candidate(name, None, None, 1, reason)
 
 
-def _settle(geometry, threads, budget, constants):
+def _settle(geometry, threads, budget, constants, accuracy="normwise"):
     """(strategy, Candidate or None) for each registered strategy under 'auto': every refusal,
     and the estimates in increasing order of their lower bounds (_cost.BOUNDS) until a bound
     exceeds the best estimate so far. The skipped ones (None) cannot be chosen: their
@@ -192,7 +197,7 @@ def _settle(geometry, threads, budget, constants):
     pending = []
     integers = geometry.dtype.kind in "iu"
     for name, method in REGISTRY.items():
-        settled[name] = _refusal(name, geometry)
+        settled[name] = _refusal(name, geometry, accuracy)
         if settled[name] is not None:
             continue
         if name not in MODELS or (integers and method.rounds_integers):
@@ -212,11 +217,12 @@ def _settle(geometry, threads, budget, constants):
     return tuple(settled.items())
 
 
-def build_plan(geometry, method, threads, budget, constants):
+def build_plan(geometry, method, threads, budget, constants, accuracy="normwise"):
     """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
-    threads: a pure function of its arguments."""
+    threads: a pure function of its arguments. ``accuracy='elementwise'`` keeps 'auto' from
+    normwise strategies (a forced one is computed as asked)."""
     if method == "auto":
-        settled = _settle(geometry, threads, budget, constants)
+        settled = _settle(geometry, threads, budget, constants, accuracy)
         chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
     else:
         refused = _refusal(method, geometry)
@@ -228,7 +234,8 @@ def build_plan(geometry, method, threads, budget, constants):
                         for name in REGISTRY)
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
                 max_threads=threads, workspace_budget=budget, constants=constants.source,
-                requested=method != "auto", machine=constants, settled=settled)
+                requested=method != "auto", machine=constants, settled=settled,
+                accuracy=accuracy)
 
 
 class _PlanCache:
@@ -268,15 +275,15 @@ class _PlanCache:
 _cache = _PlanCache(CACHE_SIZE)
 
 
-def make_plan(geometry, method, threads):
+def make_plan(geometry, method, threads, accuracy="normwise"):
     """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads, under the current workspace budget and machine constants (memoised)."""
     budget = get_workspace_budget()
     constants = machine_constants()
-    key = (geometry, method, threads, budget)
+    key = (geometry, method, threads, budget, accuracy)
     plan = _cache.get(key, constants)
     if plan is None:
-        plan = build_plan(geometry, method, threads, budget, constants)
+        plan = build_plan(geometry, method, threads, budget, constants, accuracy)
         _cache.put(key, plan, constants)
     return plan
 

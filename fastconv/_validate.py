@@ -17,6 +17,7 @@ import numpy as np
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
 PADDING_WORDS = ("valid", "same", "full")
+ACCURACIES = ("normwise", "elementwise")
 
 # padding_mode -> np.pad mode used to build the source-index maps (see _padding.py).
 NUMPY_PAD_MODES = {
@@ -507,3 +508,11 @@ def shape_tuple(shape, name):
     if any(n > INDEX_LIMIT for n in items):
         _fail(ValueError, name, "a tuple of ints at most 2**62 (an index limit)", shape)
     return tuple(int(n) for n in items)
+
+
+def check_accuracy(accuracy):
+    """``accuracy`` as given, when it is one of ACCURACIES."""
+    if type(accuracy) is str and accuracy in ACCURACIES:
+        return accuracy
+    _fail(ValueError if isinstance(accuracy, str) else TypeError, "accuracy",
+          f"one of {ACCURACIES}", accuracy)

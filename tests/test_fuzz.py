@@ -20,7 +20,7 @@ from fastconv._validate import INDEX_LIMIT, conv2d_problem, int_pair, parse_padd
 
 EXTREME_INTS = [0, 1, -1, 2, 3, 2**31 - 1, 2**31, 2**32, 2**62, 2**62 + 1, 2**63 - 1, 2**63,
                 2**64, 2**70, 10**30, -(2**63)]
-JUNK = [None, "ab", "", "same", "zeros", b"x", 1.5, float("nan"), float("inf"), True, False,
+JUNK = [None, "ab", "", "same", "zeros", "elementwise", b"x", 1.5, float("nan"), float("inf"), True, False,
         np.int64(2), np.int8(-1), np.uint64(2**63), np.float32(2), np.array([1, 2]),
         np.array("zeros"), np.array(2), [1], [], (1, 2, 3), ((1, 2),), ((1, 2), (3, "a")), {},
         object(), 1j]
@@ -36,13 +36,15 @@ X = np.random.default_rng(1).standard_normal((1, 2, 5, 6))
 W = np.random.default_rng(2).standard_normal((2, 2, 2, 3))
 B = np.array([0.5, -1.0])
 CONV2D = dict(input=X, weight=W, bias=B, stride=1, padding=0, dilation=1, groups=1,
-              padding_mode="zeros", method="auto", threads=None, persist=None)
+              padding_mode="zeros", method="auto", threads=None, persist=None,
+              accuracy="normwise")
 A2 = np.random.default_rng(3).standard_normal((5, 6))
 K2 = np.random.default_rng(4).standard_normal((2, 3))
 DROPIN = dict(in1=A2, in2=K2, mode="full", boundary="fill", fillvalue=0, method="auto",
-              threads=None, persist=None)
+              threads=None, persist=None, accuracy="normwise")
 PLAN = dict(input_shape=(1, 2, 5, 6), weight_shape=(2, 2, 2, 3), dtype=np.float64, stride=1,
-            padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto", threads=None)
+            padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto", threads=None,
+            accuracy="normwise")
 OUTPUT_SHAPE = dict(input_shape=(1, 2, 5, 6), weight_shape=(2, 2, 2, 3), stride=1, padding=0,
                     dilation=1)
 # Messages of SciPy's own wording (the drop-ins raise them unchanged) and the word each uses for
