@@ -164,11 +164,15 @@ def test_output_shape_fuzz(name, value):
         return
     _record("output_shape", "result")
     assert all(type(n) is int and 0 < n <= INDEX_LIMIT for n in got)
+    input_shape, weight_shape = tuple(arguments["input_shape"]), tuple(arguments["weight_shape"])
+    (height, width), (kh, kw) = input_shape[-2:], weight_shape[-2:]
     stride = int_pair(arguments["stride"], "stride", 1)
     dilation = int_pair(arguments["dilation"], "dilation", 1)
-    top, bottom, left, right = parse_padding(arguments["padding"], (2, 3), stride, dilation)
-    assert got == (1, 2, (5 + top + bottom - dilation[0] - 1) // stride[0] + 1,
-                   (6 + left + right - 2 * dilation[1] - 1) // stride[1] + 1)
+    top, bottom, left, right = parse_padding(arguments["padding"], (kh, kw), stride, dilation)
+    spatial = ((height + top + bottom - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+               (width + left + right - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
+    lead = () if len(input_shape) == 2 else input_shape[:-3] + weight_shape[:1]
+    assert got == lead + spatial
 
 
 X16 = np.ones((16, 16), np.float32)
