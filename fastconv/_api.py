@@ -23,9 +23,11 @@ from ._typing import (
 )
 from ._validate import (
     budget_bytes,
+    check_accuracy,
     check_method,
     check_nd_plan,
     check_plan,
+    check_plan_accuracy,
     check_plan_method,
     conv2d_problem,
     infer_rank,
@@ -54,21 +56,23 @@ from .planning.plan import Plan, make_plan, memoised
 from .planning.ranks import correlate_nd, plan_nd
 
 
-def _run(problem, method, threads, persist):
+def _run(problem, method, threads, persist, accuracy="normwise"):
     if method == "measure":
-        return run_measured(problem, threads, persist)
+        return run_measured(problem, threads, persist, accuracy)
     if isinstance(method, Plan):
         check_plan(method, problem.geometry, problem.w)
         plan = method
+        check_plan_accuracy(plan, accuracy)
     else:
-        plan = make_plan(problem.geometry, method, threads)
+        plan = make_plan(problem.geometry, method, threads, accuracy=accuracy)
     return execute(plan, problem)
 
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
            stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
            padding_mode: PaddingMode = "zeros", method: Method = "auto",
-           threads: int | None = None, persist: bool | None = None) -> Array:
+           threads: int | None = None, persist: bool | None = None,
+           accuracy: str = "normwise") -> Array:
     """2-D cross-correlation as in deep learning (PyTorch's ``conv2d``; the kernel is not flipped).
 
     Parameters
@@ -105,6 +109,13 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
     persist : bool, optional
         With ``method='measure'``: also store the winner in the per-user cache file, so that
         later processes skip the timing. Default: the ``FASTCONV_PERSIST`` environment setting.
+    accuracy : {'normwise', 'elementwise'}
+        What ``method='auto'`` (and ``'measure'``) may trade for speed. ``'normwise'`` (default)
+        allows every strategy: ``fft`` and ``winograd`` are accurate relative to the largest
+        values of a tile or plane, so outputs whose windows hold only values many orders of
+        magnitude smaller than elsewhere may lose all their digits. ``'elementwise'`` keeps to
+        ``direct`` and ``im2col``, whose error is bounded per output by its own terms
+        (``n * eps * sum |x| * |w|``). A forced method is computed as asked.
 
     Returns
     -------
@@ -143,9 +154,10 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
                            dilation=dilation, groups=groups, padding_mode=padding_mode,
                            method=method, threads=threads, persist=persist)
     count = check_method(method, threads, persist)
+    accuracy = check_accuracy(accuracy)
     problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
                                    padding_mode)
-    out = _run(problem, method, count, persist)
+    out = _run(problem, method, count, persist, accuracy)
     if lead is None:
         return out[0, 0]
     return out if lead else out[0]
@@ -381,7 +393,8 @@ def conv_transpose3d(input, weight, bias=None, *, stride=1, padding=0, output_pa
                       method, threads)
 
 
-def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, convolve):
+def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
+                convolve):
     if is_dask_array(in1) or is_dask_array(in2) or is_dask_array(fillvalue):
         from . import dask
 
@@ -389,13 +402,14 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
         return function(in1, in2, mode, boundary, fillvalue, method=method, threads=threads,
                         persist=persist)
     count = check_method(method, threads, persist)
+    accuracy = check_accuracy(accuracy)
     problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
     if problem is None:
         from scipy import signal  # longdouble: Numba has no such type; SciPy is exact here.
 
         scipy_function = signal.convolve2d if convolve else signal.correlate2d
         return scipy_function(in1, in2, mode, boundary, fillvalue)
-    out = _run(problem, method, count, persist)[0, 0]
+    out = _run(problem, method, count, persist, accuracy)[0, 0]
     if reverse_conjugate:
         out = np.conj(out[::-1, ::-1])
     return out.astype(dtype, copy=False)
@@ -403,7 +417,7 @@ def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, c
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
                 fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
-                persist: bool | None = None) -> Array:
+                persist: bool | None = None, accuracy: str = "normwise") -> Array:
     """Cross-correlate two 2-D arrays: a drop-in for :func:`scipy.signal.correlate2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel.
@@ -427,6 +441,9 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: B
         Numba's pool (``NUMBA_NUM_THREADS``) uses the whole pool.
     persist : bool, optional
         As in :func:`conv2d` (with ``method='measure'``).
+    accuracy : {'normwise', 'elementwise'}
+        As in :func:`conv2d`: ``'elementwise'`` keeps 'auto' from the FFT, whose error is
+        relative to the largest values (``scipy.signal.fftconvolve`` has the same limit).
 
     Returns
     -------
@@ -450,13 +467,13 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: B
     array([[5., 3.],
            [2., 5.]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
                        convolve=False)
 
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",
                fillvalue: Scalar = 0, *, method: Method = "auto", threads: int | None = None,
-               persist: bool | None = None) -> Array:
+               persist: bool | None = None, accuracy: str = "normwise") -> Array:
     """Convolve two 2-D arrays: a drop-in for :func:`scipy.signal.convolve2d`.
 
     Same arguments, output shapes, dtypes and errors as SciPy, computed in parallel; see
@@ -470,7 +487,7 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Bo
            [3, 5, 2],
            [0, 3, 5]])
     """
-    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist,
+    return _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
                        convolve=True)
 
 
@@ -478,7 +495,7 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
          stride: Pair = 1, padding: Padding = 0, dilation: Pair = 1, groups: int = 1,
          padding_mode: PaddingMode = "zeros", method: PlanMethod = "auto",
          threads: int | None = None, rank: int | None = None, weights: ArrayLike | None = None,
-         kernel_rank: int | None = None) -> Plan:
+         kernel_rank: int | None = None, accuracy: str = "normwise") -> Plan:
     """Plan a :func:`conv2d` (or :func:`conv1d`, :func:`conv3d`) call from its shapes alone: the
     strategy and thread count that ``method='auto'`` would use, with every candidate's estimated
     time and workspace.
@@ -512,6 +529,9 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         A rank hint instead of ``weights``: the largest rank of the ``(kh, kw)`` kernel slices.
         A plan made with it runs only weights of at most that rank (``conv2d`` checks). Without
         either, the rank is unknown and the ``separable`` strategy declines.
+    accuracy : {'normwise', 'elementwise'}
+        As in :func:`conv2d`: with ``'elementwise'``, 'auto' treats the normwise strategies
+        (``fft``, ``winograd``) as declined.
 
     Returns
     -------
@@ -581,18 +601,19 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         x4, w4, _ = layer_shapes(x_shape, w_shape, groups, names=("input_shape", "weight_shape"))
         compute_dtype = plan_dtype(dtype)
         geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode,
-                                  compute_dtype)
+                                  compute_dtype, names=("input_shape", "weight_shape"))
         hint = rank_hint(kernel_rank, weights)
         if weights is not None:
             geometry = with_kernel_rank(
                 geometry, plan_weights(weights, weight_shape, w4, compute_dtype))
         elif hint is not None:
             geometry = replace(geometry, kernel_rank=hint)
-        return make_plan(geometry, method, count)
+        return make_plan(geometry, method, count, accuracy=check_accuracy(accuracy))
 
     # The repr tells 1 from True and 1.0, so a memoised call never skips a check that fails.
     arguments = repr((input_shape, weight_shape, dtype, stride, padding, dilation, groups,
-                      padding_mode, method, threads, rank, kernel_rank)), weights_key(weights)
+                      padding_mode, method, threads, rank, kernel_rank, accuracy)), weights_key(
+                          weights)
     return memoised((arguments, current), compute)
 
 
@@ -619,7 +640,8 @@ def output_shape(input_shape: Shape, weight_shape: Shape, *, stride: Pair = 1,
     >>> fastconv.output_shape((64, 64, 64), (3, 3, 3), rank=3)
     (62, 62, 62)
     """
-    input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
+    input_shape = shape_tuple(input_shape, "input_shape")
+    weight_shape = shape_tuple(weight_shape, "weight_shape")
     spatial_rank = infer_rank(input_shape, weight_shape, rank)
     if spatial_rank != 2:
         return nd_output_shape(input_shape, weight_shape, spatial_rank, stride, padding, dilation)

@@ -7,8 +7,10 @@ planner and the runners read. Every user-facing error is raised here, following 
 """
 
 import hashlib
+import math
 import numbers
 import operator
+import os
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
@@ -24,9 +26,14 @@ from .strategies import REGISTRY, methods
 from .strategies.separable.detect import detection, worth_detecting
 
 PADDING_WORDS = ("valid", "same", "full")
+ACCURACIES = ("normwise", "elementwise")
 _INT_TYPE = {int}
 
 SCIPY_MODES = ("full", "same", "valid")
+
+# Every size and offset the kernels compute (shapes, strides, dilations, paddings, padded extents,
+# window offsets) is an int64; this leaves room for the sum of two of them.
+INDEX_LIMIT = 2**62
 SCIPY_BOUNDARIES = {
     "fill": "zeros",
     "pad": "zeros",
@@ -66,20 +73,22 @@ def check_groups(groups, channels, out_channels):
 
 
 def int_pair(value, name, minimum):
-    """An int or a pair of ints, each >= minimum, as a 2-tuple."""
-    if type(value) is int and value >= minimum:  # the common spelling, checked in one step
+    """An int or a pair of ints, each >= minimum and <= INDEX_LIMIT, as a 2-tuple."""
+    if type(value) is int and minimum <= value <= INDEX_LIMIT:  # the common spelling, one step
         return value, value
     items = value if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or not (is_int(items[0]) and is_int(items[1])):
         _fail(TypeError, name, "an int or a pair of ints", value)
     if any(v < minimum for v in items):
         _fail(ValueError, name, f">= {minimum} (an int or a pair of ints)", value)
+    if any(v > INDEX_LIMIT for v in items):
+        _fail(ValueError, name, "at most 2**62 (an index limit)", value)
     return int(items[0]), int(items[1])
 
 
 def parse_padding(padding, kernel_shape, stride, dilation):
     """Canonical (top, bottom, left, right) padding from any accepted spelling."""
-    if type(padding) is int and padding >= 0:
+    if type(padding) is int and 0 <= padding <= INDEX_LIMIT:
         return (padding,) * 4
     spans = [d * (k - 1) for d, k in zip(dilation, kernel_shape, strict=True)]
     if isinstance(padding, str):
@@ -104,13 +113,61 @@ def parse_padding(padding, kernel_shape, stride, dilation):
     return (ph, ph, pw, pw)
 
 
-def _check_fits(geometry):
+def check_extents(geometry, names=("input", "weight")):
+    """The dilated kernel and the padded input within INDEX_LIMIT (each argument is, their sums
+    may not be), so that every offset a kernel computes is an int64; raises naming the argument
+    that takes them past it."""
+    g = geometry
+    if max(g.dilation[0] * (g.kernel_height - 1), g.dilation[1] * (g.kernel_width - 1)) >= \
+            INDEX_LIMIT:
+        _fail(ValueError, "dilation", "at most 2**62 // (kernel size - 1) (an index limit)",
+              g.dilation, f"The {names[1]} is {g.kernel_height}x{g.kernel_width}.")
+    if max(g.height + g.padding[0] + g.padding[1], g.width + g.padding[2] + g.padding[3]) > \
+            INDEX_LIMIT:
+        _fail(ValueError, "padding", "at most 2**62 in total with the input size (an index "
+              "limit)", Shown(f"(top, bottom, left, right) = {g.padding}"),
+              f"The {names[0]} is {g.height}x{g.width}.")
+
+
+def _physical_memory():
+    """Bytes of RAM, or None where the platform does not tell."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+PHYSICAL_MEMORY = _physical_memory()
+
+
+def _shown_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+def check_output_size(shape, dtype):
+    """An output of ``shape`` and ``dtype`` can be allocated: no larger than this machine's
+    memory (a larger one would fail in NumPy with a less helpful error, or be paged in until the
+    process is killed)."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    limit = PHYSICAL_MEMORY or 2**63 - 1
+    if nbytes > limit:
+        raise ValueError(
+            f"`input`, `weight`, `stride`, `padding` and `dilation` must give an output that fits "
+            f"in memory ({_shown_bytes(limit)} here); got an output of shape {shape} "
+            f"{np.dtype(dtype)}: {_shown_bytes(nbytes)}.")
+
+
+def _check_fits(geometry, names=("input", "weight")):
     g = geometry
     if g.out_height >= 1 and g.out_width >= 1:  # the dilated kernel fits the padded input
         return
     padded = (g.height + g.padding[0] + g.padding[1], g.width + g.padding[2] + g.padding[3])
     span = (g.dilation[0] * (g.kernel_height - 1) + 1, g.dilation[1] * (g.kernel_width - 1) + 1)
-    _fail(ValueError, "weight", f"no larger (after dilation) than the padded input {padded}",
+    _fail(ValueError, names[1], f"no larger (after dilation) than the padded input {padded}",
           Shown(f"dilated kernel size {span}"), "Increase `padding` or use a smaller kernel.")
 
 
@@ -164,12 +221,16 @@ def layer_shapes(input_shape, weight_shape, groups, names=("input", "weight")):
     return x4, w4, lead
 
 
-def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype):
+def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype,
+                   names=("input", "weight")):
     """Check the options of a ``conv2d`` call and build its :class:`Geometry` (shapes from
-    :func:`layer_shapes`, ``dtype`` the compute dtype)."""
+    :func:`layer_shapes`, ``dtype`` the compute dtype; ``names`` those of the shapes' arguments
+    in messages)."""
     stride = int_pair(stride, "stride", 1)
     dilation = int_pair(dilation, "dilation", 1)
     pad = parse_padding(padding, w4[2:], stride, dilation)
+    if not isinstance(padding_mode, str):
+        _fail(TypeError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
     if padding_mode not in PADDING_MODES:
         _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
     geometry = Geometry(
@@ -178,7 +239,8 @@ def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtyp
         padding=pad, stride=stride, dilation=dilation, groups=int(groups),
         padding_mode=padding_mode, dtype=dtype,
     )
-    _check_fits(geometry)
+    check_extents(geometry, names)
+    _check_fits(geometry, names)
     return geometry
 
 
@@ -209,6 +271,7 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
 
     dtype = conv2d_dtype(x, w, b)
     geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
+    check_output_size(geometry.out_shape, dtype)
     bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
         b.reshape(out_channels), dtype)
     weights = np.ascontiguousarray(w.reshape(w4), dtype)
@@ -300,6 +363,9 @@ def scipy_inputs(in1, in2, mode, name):
     if not a.ndim == b.ndim == 2:
         raise ValueError(f"{name} inputs must both be 2-D arrays; got `in1` of shape {a.shape} "
                          f"and `in2` of shape {b.shape}.")
+    if not isinstance(mode, str):
+        # SciPy raises TypeError (unhashable) for arrays and lists here; its message names nothing.
+        _fail(TypeError, "mode", f"one of {SCIPY_MODES}", mode)
     swapped = False
     if mode == "valid":
         ok1 = all(s1 >= s2 for s1, s2 in zip(a.shape, b.shape, strict=True))
@@ -317,6 +383,8 @@ def scipy_inputs(in1, in2, mode, name):
 
 
 def scipy_padding_mode(boundary):
+    if not isinstance(boundary, str) and boundary is not None:
+        _fail(TypeError, "boundary", f"one of {tuple(SCIPY_BOUNDARIES)}", boundary)
     if boundary not in SCIPY_BOUNDARIES:
         raise ValueError("Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
                          f"'symmetric' (or 'symm'); got {boundary!r}.")
@@ -383,6 +451,7 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
         kernel_height=kh, kernel_width=kw, padding=pad, stride=(1, 1), dilation=(1, 1), groups=1,
         padding_mode=padding_mode, dtype=compute,
     )
+    check_output_size(geometry.out_shape, compute)
     weights = np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute)
     problem = Problem(
         geometry=with_kernel_rank(geometry, weights),
@@ -415,7 +484,8 @@ def _compute_dtype(dtype):
 
 def shape_tuple(shape, name):
     """``shape`` as a tuple of positive ints (shapes given without arrays)."""
-    if type(shape) is tuple and set(map(type, shape)) == _INT_TYPE and min(shape) > 0:
+    if type(shape) is tuple and set(map(type, shape)) == _INT_TYPE and min(shape) > 0 and max(
+            shape) <= INDEX_LIMIT:
         return shape  # the common spelling, checked in a third of the time
     try:
         items = tuple(shape)
@@ -425,6 +495,8 @@ def shape_tuple(shape, name):
         _fail(TypeError, name, "a tuple of ints", shape)
     if not all(n > 0 for n in items):
         _fail(ValueError, name, "a tuple of positive ints", shape)
+    if any(n > INDEX_LIMIT for n in items):
+        _fail(ValueError, name, "a tuple of ints at most 2**62 (an index limit)", shape)
     return tuple(int(n) for n in items)
 
 
@@ -506,9 +578,11 @@ def output_shape_geometry(input_shape, weight_shape, stride, padding, dilation):
         stride=stride, dilation=dilation, groups=1, padding_mode="zeros",
         dtype=np.dtype(np.float64),
     )
+    check_extents(geometry, ("input_shape", "weight_shape"))
     if min(geometry.out_height, geometry.out_width) < 1:
-        raise ValueError(f"`weight_shape` must fit the padded input; got {weight_shape} for "
-                         f"input {input_shape} with padding {pad}.")
+        raise ValueError(f"`weight_shape` must fit the padded input after dilation; got "
+                         f"{weight_shape} for input {input_shape} with padding {pad} and "
+                         f"dilation {dilation}.")
     return input_shape, weight_shape, geometry
 
 
@@ -1192,3 +1266,20 @@ def lazy_method(method, methods):
         _fail(ValueError, "method", f"'auto', 'measure' or one of {methods} for a dask array "
               "(chunks have shapes of their own, so a Plan does not apply)", method)
     return method
+
+
+def check_accuracy(accuracy):
+    """``accuracy`` as given, when it is one of ACCURACIES."""
+    if type(accuracy) is str and accuracy in ACCURACIES:
+        return accuracy
+    _fail(ValueError if isinstance(accuracy, str) else TypeError, "accuracy",
+          f"one of {ACCURACIES}", accuracy)
+
+
+def check_plan_accuracy(plan, accuracy):
+    """A Plan passed as ``method`` with ``accuracy='elementwise'`` must be of an elementwise
+    strategy."""
+    if accuracy == "elementwise" and REGISTRY[plan.method].error_model != "elementwise":
+        raise ValueError(f"`method` must be a Plan of an elementwise-accurate strategy with "
+                         f"accuracy='elementwise'; got a Plan of {plan.method!r}. Make it "
+                         "with fastconv.plan(..., accuracy='elementwise').")

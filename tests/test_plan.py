@@ -317,7 +317,7 @@ def test_non_finite_data_run_on_the_plans_fallback_and_say_so(method, rng):
         (dict(stride=0), ValueError, r"`stride` must be >= 1"),
         (dict(padding="half"), ValueError, r"`padding` must be"),
         (dict(padding_mode="mirror"), ValueError, r"`padding_mode` must be one of"),
-        (dict(weight_shape=(2, 2, 9, 9)), ValueError, r"`weight` must be no larger"),
+        (dict(weight_shape=(2, 2, 9, 9)), ValueError, r"`weight_shape` must be no larger"),
     ],
 )
 def test_plan_argument_errors(kwargs, error, match):

@@ -29,3 +29,23 @@ def index_maps(geometry):
     mode = geometry.padding_mode
     rows = axis_map(geometry.height, top, bottom, mode)
     return rows, axis_map(geometry.width, left, right, mode)
+
+
+def axis_sources(positions, size, before, padding_mode):
+    """Source index (or -1 for the constant fill) of the given padded positions of an axis of
+    ``size`` samples with ``before`` padded ones first: ``index_maps``'s entries computed one by
+    one, without building the whole padded axis (np.pad's modes are periodic beyond the image:
+    'wrap' with period size, 'symmetric' 2 * size, 'reflect' 2 * (size - 1))."""
+    u = np.asarray(positions, np.int64) - before
+    mode = NUMPY_PAD_MODES[padding_mode]
+    if mode == "constant":
+        return np.where((u >= 0) & (u < size), u, -1)
+    if mode == "edge":
+        return np.clip(u, 0, size - 1)
+    if mode == "wrap":
+        return u % size
+    period = 2 * size if mode == "symmetric" else 2 * (size - 1)
+    if period == 0:  # reflect of a single sample
+        return np.zeros_like(u)
+    v = u % period
+    return np.where(v < size, v, period - 1 - v if mode == "symmetric" else period - v)

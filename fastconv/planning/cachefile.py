@@ -46,18 +46,30 @@ def path():
     return os.path.join(directory, f"machine-{slug}-v{__version__}.json")
 
 
+# Cache files already warned about: a bad file is reported once per process, not at each of its
+# reads (constants, measured winners) and writes.
+_warned = set()
+
+
+def warn_once(file, message):
+    """One RuntimeWarning per process about the cache file ``file``."""
+    if file in _warned:
+        return
+    _warned.add(file)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 def warn(file, reason):
     """The one warning about an unusable cache file."""
-    warnings.warn(f"fastconv: ignoring the cache file {file}: {reason}. Using the shipped "
-                  "defaults; `python -m fastconv calibrate` rewrites it.", RuntimeWarning,
-                  stacklevel=3)
+    warn_once(file, f"fastconv: ignoring the cache file {file}: {reason}. Using the shipped "
+              "defaults; `python -m fastconv calibrate` rewrites it.")
 
 
 def _parse(text, file, warn_about):
     """The cache file's content when it is valid for this CPU and version, else None."""
     try:
         data = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: deeply nested arrays
         if warn_about:
             warn(file, f"not valid JSON ({error})")
         return None
@@ -78,7 +90,7 @@ def read(warn_about=True):
             text = f.read()
     except (FileNotFoundError, NotADirectoryError):  # missing (also under an unusable $HOME)
         return {}
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8
         if warn_about:
             warn(file, str(error))
         return {}
@@ -100,6 +112,8 @@ def update(change):
         try:
             with open(temporary, "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())  # the replace must not outlive the content in a crash
             os.replace(temporary, file)
         finally:
             if os.path.exists(temporary):

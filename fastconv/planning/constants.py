@@ -2,7 +2,6 @@
 that core.costing and the registered strategies declare, or a calibrated table from the cache
 file (see :func:`machine_constants`)."""
 
-import math
 import threading
 
 from ..core.costing import SHARED_CONSTANTS
@@ -17,9 +16,10 @@ from . import cachefile
 # (it is counted in them). The values are declared beside the models that price them.
 SHIPPED = "shipped defaults (reference machine)"
 
-# A calibrated constant outside this range is neither a time any building block takes nor a
-# plausible scale factor (fft_*): the file is damaged or from a broken run.
-SANE_RANGE = (0.0, 1000.0)
+# A calibrated constant more than this factor away from its shipped default is not a measurement
+# of any machine fastconv runs on (a corrupt or hand-edited file: 1e308 or 1e-300 would make one
+# strategy win or lose every plan). 0 is allowed: least squares leaves inseparable terms at 0.
+PLAUSIBLE_FACTOR = 1e4
 
 
 class MachineConstants:
@@ -91,22 +91,40 @@ _constants = None
 
 def from_file(data, path):
     """MachineConstants from a cache file's ``constants`` entry, or None (with one warning) when
-    the entry is missing constants, has unknown ones or holds values that are not finite numbers
-    in SANE_RANGE."""
+    the entry is missing constants, has unknown ones, holds values that are not finite
+    non-negative numbers, or ones more than PLAUSIBLE_FACTOR times off the shipped defaults."""
     entry = data.get("constants")
     if entry is None:
         return None
     shipped = defaults()
-    low, high = SANE_RANGE
     if not isinstance(entry, dict) or set(entry) != set(shipped.values) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        and low <= v <= high for v in entry.values()
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
+        for v in entry.values()
     ) or not entry["parallel"] > 0:
         cachefile.warn(path, "its constants do not match this version's cost model (missing, "
-                       "unknown, negative or absurd values)")
+                       "unknown or negative values)")
+        return None
+    absurd = sorted(k for k, v in entry.items() if not _plausible(shipped, k, v))
+    if absurd:
+        cachefile.warn(path, f"its constants {', '.join(absurd)} are more than "
+                       f"{PLAUSIBLE_FACTOR:g} times off the shipped defaults")
         return None
     source = f"calibrated {data.get('calibrated', '')}".strip()
     return shipped.replace(source=source, **{k: float(v) for k, v in entry.items()})
+
+
+def _plausible(shipped, name, value):
+    if value == 0:
+        return True
+    if value > 2**1023:  # an int beyond float range (json reads 10**400 as an int)
+        return False
+    default = shipped.values[name]
+    if default == 0:  # no scale of its own: the range of all the shipped constants
+        positive = [v for v in shipped.values.values() if v > 0]
+        low, high = min(positive), max(positive)
+    else:
+        low, high = default, default
+    return low / PLAUSIBLE_FACTOR <= value <= high * PLAUSIBLE_FACTOR
 
 
 def machine_constants():

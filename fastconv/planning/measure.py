@@ -82,9 +82,10 @@ def _persisted_winner(key, geometry, threads, budget):
     if not isinstance(entry, dict):
         return None
     method, count = entry.get("method"), entry.get("threads")
-    if method not in REGISTRY or REGISTRY[method].declines(geometry, budget) is not None:
+    if not isinstance(method, str) or method not in REGISTRY or REGISTRY[method].declines(
+            geometry, budget) is not None:
         return None
-    if not isinstance(count, int) or not 1 <= count <= threads:
+    if type(count) is not int or not 1 <= count <= threads:
         return None
     return method, count
 
@@ -100,7 +101,13 @@ def _persist(key, entry):
             del measured[stale]
         data["measured"] = measured
 
-    cachefile.update(change)
+    try:
+        cachefile.update(change)
+    except OSError as error:  # a cache path that is a directory, read-only, a full disk
+        path = cachefile.path()
+        cachefile.warn_once(path, f"fastconv: cannot write the cache file {path}: {error}. The "
+                            "measured winner is kept in this process only.")
+        return
     with _persisted_lock:
         if _persisted is not None:
             _persisted[key] = entry
@@ -124,11 +131,11 @@ def _timed(problem, method, threads):
     return seconds, out
 
 
-def measure(problem, threads):
+def measure(problem, threads, accuracy="normwise"):
     """Time every strategy that can run ``problem`` (each on the thread count its cost model
-    prefers, within ``threads``). Returns (fastest's result, method, threads, seconds per
-    method)."""
-    plan = make_plan(problem.geometry, "auto", threads)
+    prefers, within ``threads``; only elementwise-accurate ones with ``accuracy='elementwise'``).
+    Returns (fastest's result, method, threads, seconds per method)."""
+    plan = make_plan(problem.geometry, "auto", threads, accuracy=accuracy)
     best = None
     timings = {}
     for candidate in plan.candidates:
@@ -143,17 +150,22 @@ def measure(problem, threads):
     return out, method, count, timings
 
 
-def run_measured(problem, threads, persist=None):
+def run_measured(problem, threads, persist=None, accuracy="normwise"):
     """Compute ``problem`` with the strategy measured fastest for it (measuring it first when this
     problem was never measured here or, when persisted, in an earlier process)."""
     budget = get_budget()
     key = problem_key(problem.geometry, threads, budget)
+    if accuracy == "elementwise":
+        key += " accuracy=elementwise"
     winner = _winners.get(key) or _persisted_winner(key, problem.geometry, threads, budget)
+    if winner is not None and accuracy == "elementwise" and (
+            REGISTRY[winner[0]].error_model != "elementwise"):
+        winner = None  # a hand-edited cache file
     if winner is None:
         with _measuring:
             winner = _winners.get(key)
             if winner is None:
-                out, method, count, timings = measure(problem, threads)
+                out, method, count, timings = measure(problem, threads, accuracy)
                 _winners.put(key, (method, count))
                 if settings.persist() if persist is None else persist:
                     _persist(key, {"method": method, "threads": count,

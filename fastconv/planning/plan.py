@@ -82,6 +82,8 @@ class Plan:
     fallback: Work | None = field(repr=False, compare=False)
     """The direct strategy's work on ``threads`` threads, when ``method`` leaves data holding
     NaN or Inf to it (``non_finite_fallback``); else None."""
+    accuracy: str = "normwise"
+    """'elementwise' when 'auto' was limited to strategies accurate per output element."""
     reduction: object = None
     """For a 1-D or 3-D call, the :class:`~fastconv.planning.ranks.Reduction` that maps it onto
     ``geometry``, the 2-D problem that runs (one chunk's for 3-D); None for a 2-D call."""
@@ -135,7 +137,8 @@ class Plan:
             lines.append("  Rule: data holding NaN or Inf run on direct (its exact propagation of "
                          "non-finite values).")
         lines.append(f"  (threads <= {self.max_threads}, workspace budget "
-                     f"{_bytes(self.workspace_budget)}, constants: {self.constants})")
+                     f"{_bytes(self.workspace_budget)}, constants: {self.constants}"
+                     f"{', accuracy: elementwise' if self.accuracy == 'elementwise' else ''})")
         return "\n".join(lines)
 
 
@@ -202,13 +205,19 @@ def _choose(candidates, dtype):
     return chosen, reason + skipped
 
 
-def _refusal(name, geometry, budget):
+def _normwise(name):
+    return REGISTRY[name].error_model != "elementwise"
+
+
+def _refusal(name, geometry, budget, accuracy="normwise"):
     """The declined Candidate of ``name`` on ``geometry``, or None when it can run it."""
+    if accuracy == "elementwise" and _normwise(name):
+        return Candidate(name, None, None, 1, "its error is normwise (accuracy='elementwise')")
     reason = REGISTRY[name].declines(geometry, budget)
     return None if reason is None else Candidate(name, None, None, 1, reason)
 
 
-def _settle(geometry, threads, budget, constants):
+def _settle(geometry, threads, budget, constants, accuracy="normwise"):
     """(strategy, Candidate or None) for each registered strategy under 'auto', and the Work of
     each estimated one: every refusal, and the estimates in increasing order of the strategies'
     lower bounds until a bound exceeds the best estimate so far. The skipped ones (None) cannot
@@ -219,7 +228,7 @@ def _settle(geometry, threads, budget, constants):
     pending = []
     integers = geometry.dtype.kind in "iu"
     for name, strategy in REGISTRY.items():
-        settled[name] = _refusal(name, geometry, budget)
+        settled[name] = _refusal(name, geometry, budget, accuracy)
         if settled[name] is not None:
             continue
         if integers and strategy.rounds_integers:
@@ -240,11 +249,12 @@ def _settle(geometry, threads, budget, constants):
     return tuple(settled.items()), works
 
 
-def build_plan(geometry, method, threads, budget, constants):
+def build_plan(geometry, method, threads, budget, constants, accuracy="normwise"):
     """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
-    threads: a pure function of its arguments."""
+    threads: a pure function of its arguments. ``accuracy='elementwise'`` keeps 'auto' from
+    normwise strategies (a forced one is computed as asked)."""
     if method == "auto":
-        settled, works = _settle(geometry, threads, budget, constants)
+        settled, works = _settle(geometry, threads, budget, constants, accuracy)
         chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
         work = works[chosen.method]
     else:
@@ -260,8 +270,8 @@ def build_plan(geometry, method, threads, budget, constants):
         fallback = REGISTRY["direct"].work(geometry, chosen.threads, budget, constants)
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
                 max_threads=threads, workspace_budget=budget, constants=constants.source,
-                requested=method != "auto", machine=constants, settled=settled, work=work,
-                fallback=fallback)
+                requested=method != "auto", machine=constants, settled=settled,
+                accuracy=accuracy, work=work, fallback=fallback)
 
 
 class _PlanCache:
@@ -294,16 +304,16 @@ class _PlanCache:
 _cache = _PlanCache(CACHE_SIZE)
 
 
-def make_plan(geometry, method, threads, budget=None):
+def make_plan(geometry, method, threads, budget=None, accuracy="normwise"):
     """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads, under ``budget`` (default: the current workspace budget) and the current machine
     constants (memoised)."""
     budget = get_budget() if budget is None else budget
     constants = machine_constants()
-    key = (geometry, method, threads, budget)
+    key = (geometry, method, threads, budget, accuracy)
     plan = _cache.get(key, constants)
     if plan is None:
-        plan = build_plan(geometry, method, threads, budget, constants)
+        plan = build_plan(geometry, method, threads, budget, constants, accuracy)
         _cache.put(key, plan, constants)
     return plan
 

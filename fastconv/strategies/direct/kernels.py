@@ -50,7 +50,6 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior,
     channels = strip.shape[0]
     sw = strip.shape[2]
     wq = strip.shape[3]
-    width = x.shape[3]
     padded_width = colmap.shape[0]
     interior_start = interior[0]
     interior_stop = interior[1]
@@ -68,8 +67,8 @@ def _fill_strip(x, n, c0, rowmap, colmap, left, fill, first_row, rows, interior,
             xrow = x[n, c0 + c, src]
             if sw == 1:
                 # Stride 1: the interior is a contiguous copy; the borders are gathered below.
-                body = strip[c, r, 0, left:left + width]
-                for t in range(width):
+                body = strip[c, r, 0, interior_start[0]:interior_stop[0]]
+                for t in range(body.shape[0]):
                     body[t] = xrow[t]
             else:
                 # Stride > 1: each phase's interior is a strided copy (padded column
@@ -245,10 +244,14 @@ def correlate_direct(x, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, gro
     row_step = sh * sw * wq
     # Strip columns interior[0, ph] .. interior[1, ph] of stride phase ph read input columns
     # (padded column t * sw + ph is input column t * sw + ph - left); the rest are padding.
+    # ``left`` past the last column marks gathered column maps (the runner's compaction): no
+    # interior, every column goes through the map.
     interior = np.empty((2, sw), np.int64)
     for ph in range(sw):
         interior[0, ph] = max(0, left - ph + sw - 1) // sw
         interior[1, ph] = max(interior[0, ph], (left + x.shape[3] - ph + sw - 1) // sw)
+        if left >= colmap.shape[0]:
+            interior[1, ph] = interior[0, ph]
     # Short rows (stride 1 down the rows): a pass runs over all rows of the block at once, as one
     # flat range of the strip's pitch, into a scratch block copied out afterwards; the columns
     # between the row ends are computed and dropped. A pass per short row costs more in set-up

@@ -12,7 +12,7 @@ from ...core.costing import (
 )
 from ...core.geometry import make_geometry as layer
 from .kernels import COLUMN_CHUNK, FLAT_BELOW, first_pass_taps, runs_unit_rows
-from .runner import block_rows
+from .runner import block_rows, kernel_geometry
 
 CONSTANTS = (
     Constant("direct_call", 4.12e-06, "Fixed cost of one direct call (index maps, Numba "
@@ -39,8 +39,9 @@ def work(geometry, threads, budget, constants):
     block) items; per item a strip fill, then for each output channel, passes of taps
     (``first_pass_taps``, then four) over 512-element chunks of each output row, or, for short
     rows, of the whole block as one flat range (then copied out); single-channel 3x3 kernels over
-    unit column steps take one pass per row."""
-    g = geometry
+    unit column steps take one pass per row. Axes that read few of their padded samples are
+    gathered first (``kernel_geometry``)."""
+    g = kernel_geometry(geometry)
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
     ho, wo = g.out_height, g.out_width

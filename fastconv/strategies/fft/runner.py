@@ -347,6 +347,12 @@ def declines(geometry, budget):
     """Why the FFT strategy cannot run ``geometry``: its smallest workspace (one worker, one
     image, the shortest tiles: the bytes grow with each) exceeds the budget."""
     g = geometry
+    padded = (g.height + g.padding[0] + g.padding[1], g.width + g.padding[2] + g.padding[3])
+    if max(padded) > LONGEST_AXIS:
+        return "a padded axis longer than 2**48 points (the longest transform it plans)"
+    if 8 * sum(padded) > budget:
+        return (f"its index maps (8 bytes per padded row and column) exceed the workspace budget "
+                f"of {budget / 2**20:.1f} MiB")
     lh = _shortest_length((g.out_height - 1) * g.stride[0] + 1,
                           (g.kernel_height - 1) * g.dilation[0] + 1, g.padding[0], g.height)
     lw = _shortest_length((g.out_width - 1) * g.stride[1] + 1,

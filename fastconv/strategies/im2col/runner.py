@@ -73,6 +73,12 @@ def declines(geometry, budget):
         return "integer data: BLAS has no exact integer GEMM; use 'direct'"
     if (g.height + sum(g.padding[:2])) * (g.width + sum(g.padding[2:])) > BLAS_INT_MAX:
         return "a padded image of 2**31 pixels or more: BLAS takes 32-bit sizes; use 'direct'"
+    if not is_pointwise(g):
+        band = unfold_band(g, budget)
+        if fixed_bytes(g, band) + slot_bytes(g, band, 1, 1, 1) > budget:
+            return (f"its index maps and smallest tile buffer (they grow with the padding, "
+                    f"stride and dilation) exceed the workspace budget of "
+                    f"{budget / 2**20:.1f} MiB; use 'direct'")
     return None
 
 
@@ -90,6 +96,10 @@ def choose_band(geometry):
     g = geometry
     many_outputs = g.out_channels // g.groups >= BAND_DEPTH
     shallow = g.channels // g.groups * g.kernel_width < BAND_DEPTH
+    if g.stride[0] > (g.kernel_height - 1) * g.dilation[0]:
+        # Output rows read disjoint input rows: bands would share nothing, and their buffer
+        # holds every stride phase (stride 2**31: 48 GiB for a 1x1 output).
+        return g.kernel_height
     return g.kernel_height if many_outputs and (g.stride[0] > 1 or shallow) else 1
 
 
@@ -126,6 +136,17 @@ class Tiling:
         return (self.slots, sw, self.width + (g.kernel_width - 1) * g.dilation[1] // sw + 1)
 
 
+def slot_bytes(geometry, band, chunk, rows, width):
+    """Bytes of one thread's buffers in the unfolded kernel: ``chunk`` input channels, ``rows``
+    output rows of ``width`` columns, bands of ``band`` kernel rows."""
+    g = geometry
+    kh, kw, sh, sw = g.kernel_height, g.kernel_width, g.stride[0], g.stride[1]
+    phases = sh if band < kh else 1
+    extra = (kh - band) * g.dilation[0] // sh
+    strip = sw * (width + (kw - 1) * g.dilation[1] // sw + 1) if sw > 1 else 1
+    return (chunk * band * kw * phases * (rows + extra) * width + strip) * g.dtype.itemsize
+
+
 def unfolded_tiling(geometry, threads, budget, band):
     """Tile sizes for the unfolded kernel, within ``budget`` bytes of workspace in total.
 
@@ -135,20 +156,17 @@ def unfolded_tiling(geometry, threads, budget, band):
     560 KiB, 74 ms), else narrower tiles. The number of rows then follows _split_work.
     """
     g = geometry
-    kh, kw = g.kernel_height, g.kernel_width
+    kh = g.kernel_height
     cg = g.channels // g.groups
     kg = g.out_channels // g.groups
     ho, wo = g.out_height, g.out_width
     sh = g.stride[0]
     phases = sh if band < kh else 1
     extra = (kh - band) * g.dilation[0] // sh
-    itemsize = g.dtype.itemsize
     fixed = fixed_bytes(geometry, band)
 
     def per_slot(chunk, rows, width):
-        sw = g.stride[1]
-        strip = sw * (width + (kw - 1) * g.dilation[1] // sw + 1) if sw > 1 else 1
-        return (chunk * band * kw * phases * (rows + extra) * width + strip) * itemsize
+        return slot_bytes(g, band, chunk, rows, width)
 
     slots = max(1, min(threads, g.batch * g.groups * ho))
     while slots > 1 and fixed + slots * per_slot(1, 1, 1) > budget:

@@ -1,0 +1,99 @@
+"""Extra memory stays within the workspace budget for huge strides, dilations and paddings, in
+every strategy; the gathered axes of the direct strategy read what np.pad would give.
+
+Peak memory is the resident set's high-water mark of a fresh process (Linux: /proc/self/status
+VmHWM, reset through /proc/self/clear_refs before each call), because Numba's allocations are
+invisible to tracemalloc and its NRT statistics count allocations, not bytes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv._validate import PADDING_MODES
+from fastconv.core.padding import axis_sources
+
+# Cases with a small output (at most 3x3) whose padded extents are huge.
+EXTREME = [
+    dict(padding=1, stride=20000),
+    dict(padding=1, stride=10**9),
+    dict(padding=2**31, stride=2**31),
+    dict(padding="full", dilation=(2**20, 1), stride=(2**20, 20)),
+    dict(padding=((0, 2**40), (1, 1)), stride=(2**40, 20)),
+    dict(padding=((2**33, 3), (0, 2**33)), dilation=(3, 2**32), stride=(2**32 + 1, 5)),
+]
+# The budget plus what a call needs besides its workspace (the output, Python objects, pages of
+# code touched for the first time).
+SLACK = 16 * 2**20
+
+CHILD = """
+import json, sys
+import numpy as np
+import fastconv
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+x, k = np.ones((16, 16), np.float32), np.ones((3, 3), np.float32)
+results = []
+for method in ["auto", *fastconv.METHODS]:
+    try:
+        fastconv.conv2d(x, k, padding=1, method=method)  # load the kernels first
+    except ValueError:
+        pass
+    for options in json.loads(sys.argv[1]):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS")
+        try:
+            fastconv.conv2d(x, k, method=method, **options)
+            outcome = "ok"
+        except ValueError as error:
+            outcome = str(error)
+        results.append((method, options, status("VmHWM") - before, outcome))
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
+                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+def test_extreme_geometries_stay_within_budget():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(EXTREME)], env=env,
+                          capture_output=True, text=True, timeout=600, check=True)
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert len(results) == len(EXTREME) * (1 + len(fastconv.METHODS))
+    limit = fastconv.get_workspace_budget() + SLACK
+    for method, options, extra, outcome in results:
+        assert extra <= limit, f"{method} {options}: +{extra / 2**20:.0f} MiB"
+        # Only a strategy that declines may refuse; 'auto' and direct compute every case.
+        if method in ("auto", "direct"):
+            assert outcome == "ok", f"{method} {options}: {outcome}"
+        else:
+            assert outcome == "ok" or "cannot run this problem" in outcome, outcome
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_axis_sources_match_numpy_pad(mode):
+    """The closed form the direct strategy gathers with equals index_maps' np.pad, also for
+    paddings several times wider than the axis."""
+    from fastconv.core.geometry import Geometry
+    from fastconv.core.padding import index_maps
+
+    for size in range(1, 7):
+        for before in range(0, 20, 3):
+            for after in range(0, 20, 4):
+                geometry = Geometry(1, 1, size, 1, 1, 1, 1, (before, after, 0, 0), (1, 1),
+                                    (1, 1), 1, mode, np.dtype(np.float64))
+                expected = index_maps(geometry)[0]
+                got = axis_sources(np.arange(size + before + after), size, before, mode)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{size} {before} {after}")
