@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .core.geometry import PADDING_MODES, Geometry, NdGeometry, Problem
+from .core.geometry import PADDING_MODES, Geometry, NdGeometry, Problem, canonical_geometry
 from .core.messages import Shown
 from .core.messages import fail as _fail
 from .core.workspace import get_budget
@@ -233,12 +233,9 @@ def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtyp
         _fail(TypeError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
     if padding_mode not in PADDING_MODES:
         _fail(ValueError, "padding_mode", f"one of {PADDING_MODES}", padding_mode)
-    geometry = Geometry(
-        batch=int(x4[0]), channels=int(x4[1]), height=int(x4[2]), width=int(x4[3]),
-        out_channels=int(w4[0]), kernel_height=int(w4[2]), kernel_width=int(w4[3]),
-        padding=pad, stride=stride, dilation=dilation, groups=int(groups),
-        padding_mode=padding_mode, dtype=dtype,
-    )
+    geometry = canonical_geometry(int(x4[0]), int(x4[1]), int(x4[2]), int(x4[3]), int(w4[0]),
+                                  int(w4[2]), int(w4[3]), pad, stride, dilation, int(groups),
+                                  padding_mode, dtype)
     check_extents(geometry, names)
     _check_fits(geometry, names)
     return geometry
@@ -446,11 +443,8 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
         pad = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
     if padding_mode == "zeros" and any(pad) and np.any(fill):
         padding_mode = "constant"  # a fill that is not zero: see core/geometry.py
-    geometry = Geometry(
-        batch=1, channels=1, height=image.shape[0], width=image.shape[1], out_channels=1,
-        kernel_height=kh, kernel_width=kw, padding=pad, stride=(1, 1), dilation=(1, 1), groups=1,
-        padding_mode=padding_mode, dtype=compute,
-    )
+    geometry = canonical_geometry(1, 1, image.shape[0], image.shape[1], 1, kh, kw, pad, (1, 1),
+                                  (1, 1), 1, padding_mode, compute)
     check_output_size(geometry.out_shape, compute)
     weights = np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute)
     problem = Problem(

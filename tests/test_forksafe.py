@@ -1,5 +1,6 @@
-"""Threading layer: a fork-based process pool works after a fastconv call, several threads can
-call at once under the layer fastconv chooses, and an explicit NUMBA_THREADING_LAYER is kept.
+"""Threading layer: after a fastconv call, a fork-based process pool gets a clear error under
+GNU OpenMP (Numba's default) and works under the fork-safe layer; several threads can call at
+once under either; an explicit NUMBA_THREADING_LAYER is kept.
 
 Each case runs in a fresh interpreter: Numba chooses its layer at its first parallel launch, and a
 failure here (the workqueue's abort on concurrent launches, GNU OpenMP's after fork) kills the
@@ -27,29 +28,47 @@ def _run(code, **env):
     return done.stdout.split()
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
-def test_fork_pool_after_a_call():
-    out = _run("""
-        import multiprocessing, numba, numpy as np, fastconv
-        from concurrent.futures import ProcessPoolExecutor
+FORK_POOL = """
+    import multiprocessing, numba, numpy as np, fastconv
+    from concurrent.futures import ProcessPoolExecutor
 
-        def job(i):
-            x = np.full((8, 16, 32, 32), i, np.float32)
-            return float(fastconv.conv2d(x, np.ones((16, 16, 3, 3), np.float32), padding=1,
-                                         method="direct", threads=2).sum())
+    def job(i):
+        x = np.full((8, 16, 32, 32), i, np.float32)
+        return float(fastconv.conv2d(x, np.ones((16, 16, 3, 3), np.float32), padding=1,
+                                     method="direct", threads=2).sum())
 
-        if __name__ == "__main__":
-            job(1)  # a parallel launch in the parent first
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(2, mp_context=context) as pool:
+    if __name__ == "__main__":
+        job(1)  # a parallel launch in the parent first
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            try:
                 results = list(pool.map(job, range(4), timeout=300))
-            assert results == [job(i) for i in range(4)], results
-            print(numba.threading_layer())
-        """)
-    assert out[-1] in ("tbb", "workqueue")
+            except RuntimeError as error:
+                print(numba.threading_layer(), "error:", error)
+            else:
+                assert results == [job(i) for i in range(4)], results
+                print(numba.threading_layer(), "ok")
+    """
 
 
-def test_threads_calling_at_once():
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
+def test_fork_pool_after_a_call_gets_a_clear_error_under_openmp():
+    out = " ".join(_run(FORK_POOL))
+    if out.startswith("omp"):
+        assert "error: fastconv cannot run parallel kernels in a process forked" in out, out
+        assert "'spawn'" in out and "NUMBA_THREADING_LAYER=forksafe" in out
+    else:  # no OpenMP on this machine: Numba's default is fork-safe
+        assert out.endswith("ok"), out
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
+def test_fork_pool_after_a_call_works_under_the_forksafe_layer():
+    out = _run(FORK_POOL, NUMBA_THREADING_LAYER="forksafe")
+    assert out[0] in ("tbb", "workqueue") and out[-1] == "ok", out
+
+
+@pytest.mark.parametrize("layer", [None, "workqueue"])
+def test_threads_calling_at_once(layer):
     out = _run("""
         import threading, numba, numpy as np, fastconv
         rng = np.random.default_rng(0)
@@ -75,8 +94,8 @@ def test_threads_calling_at_once():
             t.join()
         assert not errors, errors
         print(numba.threading_layer())
-        """)
-    assert out[-1] in ("tbb", "workqueue")
+        """, **({} if layer is None else {"NUMBA_THREADING_LAYER": layer}))
+    assert out[-1] in ("omp", "tbb", "workqueue") if layer is None else out[-1] == layer
 
 
 def test_explicit_threading_layer_is_kept():

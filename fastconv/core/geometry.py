@@ -3,6 +3,7 @@ arrays that go with it."""
 
 import operator
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -139,3 +140,16 @@ def make_geometry(batch, channels, size, out_channels, kernel, dtype, stride=1, 
         dilation=(dilation, dilation), groups=groups, padding_mode=padding_mode,
         dtype=np.dtype(dtype),
     )
+
+
+@lru_cache(maxsize=1024)
+def canonical_geometry(batch, channels, height, width, out_channels, kernel_height, kernel_width,
+                       padding, stride, dilation, groups, padding_mode, dtype):
+    """The Geometry of these fields, one shared object per distinct geometry: validation of a
+    repeated call gets the object planned before, so the plan cache finds it by identity (no
+    field-by-field equality) and its derived sizes are not computed again. Saves about 3 us of
+    a small call."""
+    return Geometry(batch=batch, channels=channels, height=height, width=width,
+                    out_channels=out_channels, kernel_height=kernel_height,
+                    kernel_width=kernel_width, padding=padding, stride=stride, dilation=dilation,
+                    groups=groups, padding_mode=padding_mode, dtype=dtype)

@@ -24,3 +24,13 @@ def fail(exc_type, name, expectation, got, remedy=""):
 def cannot_run(method, reason):
     """The error of a forced strategy that declines the problem (``reason``: its decline)."""
     return ValueError(f"`method` {method!r} cannot run this problem: {reason}.")
+
+
+def forked_after_openmp():
+    """The error of a call in a child forked after its parent's GNU OpenMP threads ran (which
+    would kill the child)."""
+    return RuntimeError(
+        "fastconv cannot run parallel kernels in a process forked after its parent ran them on "
+        "the GNU OpenMP threading layer (OpenMP would kill this process). Start workers with the "
+        "'spawn' or 'forkserver' method (multiprocessing.get_context('spawn')), or set "
+        "NUMBA_THREADING_LAYER=forksafe (TBB, else the workqueue) before importing fastconv.")

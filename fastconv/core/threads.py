@@ -1,13 +1,15 @@
-"""Thread limits for one call: Numba's pool and the BLAS pools, restored afterwards; and the
-threading layer.
+"""Thread limits for one call: Numba's pool and the BLAS pools, restored afterwards; and what
+the threading layer allows.
 
 Threading layer
 ---------------
-Unless ``NUMBA_THREADING_LAYER`` is set, fastconv asks Numba for its ``'forksafe'`` layer: TBB
-when it is installed, else the workqueue. Numba's default falls back to GNU OpenMP, after which a
-fork-based process pool (the default on Linux) dies on its first parallel call ("fork() called
-from a process already using GNU OpenMP"). This must happen before Numba's first parallel launch
-in the process; if that launch already happened, the layer it chose stays.
+fastconv keeps Numba's default layer (GNU OpenMP here): a parallel launch costs a few
+microseconds, where the fork-safe workqueue costs about 60 us per launch, which made a 4x4
+`correlate2d` 5.7x slower (see README, "Threads, fork and interrupts"). GNU OpenMP kills a
+forked child at its first parallel region, so a child forked after a call gets a clear error
+instead (its parent's threads cannot run in it); ``NUMBA_THREADING_LAYER=forksafe`` (TBB, else
+the workqueue) or the 'spawn' start method lift that. Under the workqueue, which aborts the
+process when two threads launch at once, fastconv's calls take turns.
 """
 
 import os
@@ -16,15 +18,20 @@ from contextlib import contextmanager
 
 import numba
 
+from .messages import forked_after_openmp
 
-def _prefer_forksafe_layer():
+_forked = False  # this process was forked from one whose OpenMP threads had run
+
+
+def _after_fork_in_child():
+    global _forked
     from numba.np.ufunc import parallel
 
-    if "NUMBA_THREADING_LAYER" not in os.environ and not parallel._is_initialized:
-        numba.config.THREADING_LAYER = "forksafe"
+    if parallel._is_initialized and numba.threading_layer() == "omp":
+        _forked = True
 
 
-_prefer_forksafe_layer()
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Numba's workqueue layer aborts the process when two threads launch parallel kernels at once
 # ("Concurrent access has been detected"): under it, fastconv's calls take turns.
@@ -46,6 +53,8 @@ def _take_turns():
 def numba_threads(count):
     """Run the body with ``count`` Numba threads, restoring the previous count even on error;
     one call at a time under the workqueue threading layer."""
+    if _forked:
+        raise forked_after_openmp()
     if _take_turns():
         with _launch_lock:
             with _numba_threads(count):

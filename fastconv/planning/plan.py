@@ -289,7 +289,10 @@ class _PlanCache:
                 self.plans.clear()
                 self.constants = constants
                 return None
-            return self.plans.get(key)
+            try:  # one lookup (cachetools' get looks the key up twice)
+                return self.plans[key]
+            except KeyError:
+                return None
 
     def put(self, key, plan, constants):
         with self.lock:
