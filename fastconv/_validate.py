@@ -441,7 +441,7 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
         pad = (kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2)
     else:
         pad = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
-    if padding_mode == "zeros" and any(pad) and np.any(fill):
+    if padding_mode == "zeros" and any(pad) and fill.item() != 0:  # NaN counts as non-zero
         padding_mode = "constant"  # a fill that is not zero: see core/geometry.py
     geometry = canonical_geometry(1, 1, image.shape[0], image.shape[1], 1, kh, kw, pad, (1, 1),
                                   (1, 1), 1, padding_mode, compute)

@@ -2,6 +2,7 @@
 samples read alone, for an axis that reads few of its padded samples), then the kernel."""
 
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,6 +32,7 @@ def gathered_axes(geometry):
             padded_w > GATHER_RATIO * g.out_width * g.kernel_width or g.stride[1] >= padded_w)
 
 
+@lru_cache(maxsize=256)
 def kernel_geometry(geometry):
     """The geometry the direct kernel runs: ``geometry`` with each gathered axis (gathered_axes)
     replaced by an unpadded one of ``outputs * kernel`` samples, stride ``kernel`` and dilation 1
@@ -49,12 +51,15 @@ def kernel_geometry(geometry):
                    stride=(sh, sw), dilation=(dh, dw))
 
 
+@lru_cache(maxsize=256)
 def _gathered_map(size, before, outputs, kernel, stride, dilation, padding_mode):
     """The index map of a gathered axis: entry i * kernel + p is the source of padded sample
-    i * stride + p * dilation."""
+    i * stride + p * dilation. Cached (read-only), as the padding's own maps are."""
     positions = (np.arange(outputs, dtype=np.int64)[:, None] * stride
                  + np.arange(kernel, dtype=np.int64) * dilation)
-    return np.ascontiguousarray(axis_sources(positions.ravel(), size, before, padding_mode))
+    index = np.ascontiguousarray(axis_sources(positions.ravel(), size, before, padding_mode))
+    index.flags.writeable = False
+    return index
 
 
 def block_rows(geometry, threads):
