@@ -241,6 +241,21 @@ def layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtyp
     return geometry
 
 
+def layer_bias(bias, out_channels, unbatched_plane):
+    """A layer's ``bias`` as an array (None stays None): real, of shape (out_channels,), or a
+    scalar for an input without channels (``unbatched_plane``)."""
+    if bias is None:
+        return None
+    b = as_array(bias, "bias")
+    if b.dtype.kind == "c":
+        _fail(TypeError, "bias", "real", Shown(f"dtype {b.dtype}"))
+    expected = (out_channels,)
+    if b.shape != expected and not (unbatched_plane and b.size == 1 and b.ndim <= 1):
+        scalar = " or a scalar" if unbatched_plane else ""
+        _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
+    return b
+
+
 def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode,
                    lazy=False):
     """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape.
@@ -256,15 +271,7 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
     x4, w4, lead = layer_shapes(x.shape, w.shape, groups)
     out_channels = w4[0]
 
-    b = None
-    if bias is not None:
-        b = as_array(bias, "bias")
-        if b.dtype.kind == "c":
-            _fail(TypeError, "bias", "real", Shown(f"dtype {b.dtype}"))
-        expected = (out_channels,)
-        if b.shape != expected and not (x.ndim == 2 and b.size == 1 and b.ndim <= 1):
-            scalar = " or a scalar" if x.ndim == 2 else ""
-            _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
+    b = layer_bias(bias, out_channels, x.ndim == 2)
 
     dtype = conv2d_dtype(x, w, b)
     geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
@@ -735,15 +742,7 @@ def nd_problem(input, weight, bias, rank, stride, padding, dilation, groups, pad
               "Use scipy.signal.correlate for complex data.")
     xc, wc, lead = nd_shapes(x.shape, w.shape, groups, rank)
     out_channels = wc[0]
-    b = None
-    if bias is not None:
-        b = as_array(bias, "bias")
-        if b.dtype.kind == "c":
-            _fail(TypeError, "bias", "real", Shown(f"dtype {b.dtype}"))
-        expected = (out_channels,)
-        if b.shape != expected and not (lead is None and b.size == 1 and b.ndim <= 1):
-            scalar = " or a scalar" if lead is None else ""
-            _fail(ValueError, "bias", f"of shape {expected}{scalar}", Shown(f"shape {b.shape}"))
+    b = layer_bias(bias, out_channels, lead is None)
     dtype = conv2d_dtype(x, w, b)
     geometry = nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode, dtype)
     bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
