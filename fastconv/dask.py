@@ -52,12 +52,9 @@ which grow with the array: storing one band of chunk rows at a time
 """
 
 import itertools
-import threading
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import dask.array as da
-import numba
 import numpy as np
 
 from ._validate import (
@@ -238,24 +235,6 @@ def _pad_explicitly(x, axis, before, after, mode, fill):
     return da.concatenate(parts, axis=axis)
 
 
-_LAUNCH = threading.Lock()
-_take_turns = None
-
-
-def _launch_guard():
-    """A lock under Numba's workqueue layer (not thread-safe: it aborts on concurrent launches),
-    else nothing. The layer is chosen at the first parallel launch, which is done here."""
-    global _take_turns
-    if _take_turns is None:
-        with _LAUNCH:
-            if _take_turns is None:
-                from numba.np.ufunc.parallel import _launch_threads
-
-                _launch_threads()
-                _take_turns = numba.threading_layer() == "workqueue"
-    return _LAUNCH if _take_turns else nullcontext()
-
-
 def _block(block, weight, bias, fill, stride, dilation, groups, padding_mode, windows, method,
            threads, persist, compute, out_dtype, block_id=None):
     """One task: the convolution of one overlapped block (any leading axes, spatial last), on
@@ -267,9 +246,9 @@ def _block(block, weight, bias, fill, stride, dilation, groups, padding_mode, wi
     x = np.ascontiguousarray(data.reshape((-1, lead[-1] if lead else 1, *data.shape[-rank:])),
                              compute)
     padding = tuple(tuple(pick[2:4]) for pick in picks)
-    with _launch_guard():
-        out = correlate_nd(x, weight, bias, stride, dilation, padding, padding_mode, groups,
-                           method, threads, persist, fill[0])
+    # Under the workqueue layer, the engine's calls take turns (core/threads.py).
+    out = correlate_nd(x, weight, bias, stride, dilation, padding, padding_mode, groups, method,
+                       threads, persist, fill[0])
     out = out[(..., *(slice(count) for *_, count in picks))]
     out = out.reshape((*lead[:-1], weight.shape[0], *out.shape[-rank:]) if lead
                       else out.shape[-rank:])
