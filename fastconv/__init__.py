@@ -1,4 +1,5 @@
-"""fastconv: fast, exact CPU 1-D, 2-D and 3-D convolution for NumPy arrays, built on Numba."""
+"""fastconv: fast CPU convolution for NumPy arrays (1-D to 3-D, SciPy drop-ins, gradients),
+built on Numba."""
 
 from ._api import (
     conv1d,
