@@ -151,6 +151,12 @@ def _scaled(value, units, step):
     return f"{value:.3g} {units[-1]}"
 
 
+def _ratio(value):
+    """A speed ratio to two significant figures below 10 (1.0, not 1, for 6.43 against 6.69 ms),
+    whole above."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def _time(seconds):
     return _scaled(seconds * 1e9, ("ns", "us", "ms", "s"), 1000)
 
@@ -198,7 +204,7 @@ def _choose(candidates, dtype):
     else:
         runner_up = known[1]
         ratio = runner_up.seconds / chosen.seconds if chosen.seconds > 0 else float("inf")
-        reason = f"estimated {ratio:.2g}x faster than {runner_up.method}"
+        reason = f"estimated {_ratio(ratio)}x faster than {runner_up.method}"
     unknown = [c.method for c in runnable if c.seconds is None]
     if unknown:
         reason += f" (not estimated: {', '.join(unknown)})"
