@@ -28,7 +28,7 @@ import machine
 import pytest
 from harness import BenchState, Case
 from libraries import all_libraries
-from workloads import BENCHMARK_DEFAULTS, GRIDS, MAX_CALL_SECONDS
+from workloads import BENCHMARK_DEFAULTS, GRIDS, MAX_CALL_SECONDS, RANK_GRIDS
 
 STATE = pytest.StashKey[BenchState]()
 THREADS = pytest.StashKey[list]()
@@ -147,7 +147,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "threads": config.stash[THREADS],
         "max_call_seconds": state.max_call_seconds,
         # Display order for the report: the grid's problems and the suite's libraries.
-        "problems": [workload.name for workload in GRIDS[config.getoption("grid")]],
+        "problems": [workload.name for workload in GRIDS[config.getoption("grid")]
+                     + RANK_GRIDS[config.getoption("grid")]],
         "libraries": [library.name for library in all_libraries()],
         "skipped": state.skipped,
     }

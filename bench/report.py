@@ -21,6 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 
 SKIP_TEXT = {"missing": "not installed", "declined": "declined"}
+# Table titles by workload kind.
+TITLES = {"image": "{family} image", "layer": "NCHW layers", "rank": "conv1d and conv3d layers"}
 
 
 def load(path):
@@ -108,10 +110,18 @@ def layer_text(p):
     return text
 
 
+def rank_text(p):
+    function = "conv1d" if p["rank"] == 1 else "conv3d"
+    text = (f"{function} {'×'.join(map(str, p['input_shape']))} → {p['weight_shape'][0]} ch, "
+            f"k{p['weight_shape'][-1]}")
+    return text + (f" pad {p['padding']}" if p["padding"] else "")
+
+
 def table(problems, cells, libraries, gemm_rate=None):
     """Markdown rows for one table (one family, dtype and thread count); layer tables give
     auto's GFLOP/s, and its share of ``gemm_rate`` (GFLOP/s) when known."""
-    layer = problems[0]["kind"] == "layer"
+    layer = problems[0]["kind"] in ("layer", "rank")
+    shape_text = rank_text if problems[0]["kind"] == "rank" else layer_text
     present = [lib for lib in libraries if any((p["problem"], p["threads"], lib) in cells
                                                for p in problems)]
     head = ["layer", "shape"] if layer else ["kernel", "mode"]
@@ -123,7 +133,7 @@ def table(problems, cells, libraries, gemm_rate=None):
     for p in problems:
         peer = best_peer(p, cells, present)
         auto = cells.get((p["problem"], p["threads"], "fastconv.auto"), {})
-        row = [p["label"], layer_text(p)] if layer else [f"{p['kernel']}×{p['kernel']}", p["mode"]]
+        row = [p["label"], shape_text(p)] if layer else [f"{p['kernel']}×{p['kernel']}", p["mode"]]
         row += [cell_text(cells.get((p["problem"], p["threads"], lib)), peer) for lib in present]
         row += [short(peer[0]) if peer else "—", auto.get("auto_choice", "—")]
         if layer:
@@ -148,7 +158,7 @@ def summary(tables, cells, libraries):
                 speedups.append(peer[1] / auto)
         if not speedups:
             continue
-        title = f"{family} image" if kind == "image" else "NCHW layers"
+        title = TITLES[kind].format(family=family)
         lines.append(f"| {title} | {dtype} | {threads} | {sum(s > 1 for s in speedups)} of "
                      f"{len(speedups)} | {ratio_text(statistics.median(speedups))} "
                      f"({ratio_text(min(speedups))} – {ratio_text(max(speedups))}) |")
@@ -268,16 +278,16 @@ def write_report(results_path, out_dir, latency_path=None):
              *machine_lines(results)]
     tables = defaultdict(list)
     for p in problems:
-        tables[(p["threads"], p["kind"], p["family"], p["dtype"])].append(p)
+        tables[(p["threads"], p["kind"], p.get("family"), p["dtype"])].append(p)
     lines += ["", "### Summary", "", *summary(tables, cells, libraries)]
     noise = drift(problems, cells)
     if noise:
         lines += ["", "### Noise", "", *noise]
     for (threads, kind, family, dtype), rows in tables.items():
-        title = f"{family} image" if kind == "image" else "NCHW layers"
+        title = TITLES[kind].format(family=family)
         lines += ["", f"### {title}, {dtype}, {threads} thread(s)", ""]
         lines += table(rows, cells, libraries, gemm_rates(results).get((dtype, threads)))
-        if kind == "layer":
+        if kind != "image":
             lines += ["", "GFLOP/s count the direct method's multiply-adds (2 flops each); FFT "
                       "and Winograd do fewer, so their share of the GEMM rate can pass 100%."]
         if kind == "image":

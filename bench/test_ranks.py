@@ -31,8 +31,11 @@ def pytest_generate_tests(metafunc):
 def test_rank_layer(benchmark, rank_case):
     threads, workload, library = rank_case
     benchmark.group = f"{workload.name} threads={threads}"
-    benchmark.extra_info.update(problem=workload.name, rank=workload.rank, threads=threads,
-                                library=library.name, macs=workload.macs)
+    benchmark.extra_info.update(problem=workload.name, kind="rank", label=workload.label,
+                                rank=workload.rank, dtype=workload.dtype, threads=threads,
+                                library=library.name, macs=workload.macs,
+                                input_shape=workload.input_shape,
+                                weight_shape=workload.weight_shape, padding=workload.padding)
     if optional(library.module) is None:
         pytest.skip(f"{library.name}: {library.module} is not installed")
     refusal = rank_declines(library, workload)
@@ -46,4 +49,6 @@ def test_rank_layer(benchmark, rank_case):
         error = float(np.max(np.abs(np.asarray(call()) - expected)))
         assert error <= rank_error_bound(workload, x, w), (library.name, error)
         benchmark.extra_info["max_abs_difference"] = error
+        if library.method == "auto":
+            benchmark.extra_info["auto_choice"] = fastconv.last_method()
         benchmark(call)

@@ -564,14 +564,14 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
     that of the 2-D problem (one chunk's for 3-D), and ``p.reduction.text`` (the first lines of the
     repr) says how the call maps onto it.
 
-    >>> p3 = fastconv.plan((1, 4, 32, 32, 32), (8, 4, 3, 3, 3), dtype=np.float32, padding=1)
+    >>> p3 = fastconv.plan((1, 16, 32, 32, 32), (32, 16, 3, 3, 3), dtype=np.float32, padding=1)
     >>> print(p3.reduction.text)  # doctest: +NORMALIZE_WHITESPACE
-    conv3d: (1, 4, 32, 32, 32) * (8, 4, 3, 3, 3) -> (1, 8, 32, 32, 32) float32, stride (1, 1, 1),
-    dilation (1, 1, 1), padding ((1, 1), (1, 1), (1, 1)) zeros, groups 1;
+    conv3d: (1, 16, 32, 32, 32) * (32, 16, 3, 3, 3) -> (1, 32, 32, 32, 32) float32,
+    stride (1, 1, 1), dilation (1, 1, 1), padding ((1, 1), (1, 1), (1, 1)) zeros, groups 1;
       runs as 1 2-D problem of 1 image x 32 output depths (depth taps folded into channels,
-      2.5 MiB gathered per problem), each:
+      10 MiB copied per problem, in the estimates of the strategies that gather), each:
     >>> p3.geometry.out_shape
-    (32, 8, 32, 32)
+    (32, 32, 32, 32)
 
     With the weights, a separable kernel such as a Gaussian is seen as one (rank 1):
 

@@ -138,3 +138,24 @@ def test_workspace_budget_errors():
     with fastconv.workspace_budget(2**20):
         assert fastconv.get_workspace_budget() == 2**20
     assert fastconv.get_workspace_budget() == before
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (np.zeros((1, 1, 64, 64, 64)),
+         "got ndarray of shape (1, 1, 64, 64, 64) and dtype float64."),
+        (list(range(1000)), "got [0, 1, 2, 3, "),
+        ((1, 2, 3), "got (1, 2, 3)."),
+    ],
+)
+def test_a_long_value_is_described_not_printed(value, shown):
+    # A message names what was given without printing a huge value: an array by its shape and
+    # dtype, anything else by the start of its repr and its length.
+    with pytest.raises((TypeError, ValueError)) as error:
+        fastconv.plan(value, (1, 1, 3, 3, 3)) if isinstance(value, np.ndarray) else (
+            fastconv.conv2d(X, W, stride=value))
+    message = str(error.value)
+    assert shown in message and len(message) < 300, message
+    if isinstance(value, list):
+        assert message.endswith("... (a list of 4890 characters).")

@@ -97,3 +97,48 @@ def test_axis_sources_match_numpy_pad(mode):
                 expected = index_maps(geometry)[0]
                 got = axis_sources(np.arange(size + before + after), size, before, mode)
                 np.testing.assert_array_equal(got, expected, err_msg=f"{size} {before} {after}")
+
+
+VOLUME_CHILD = """
+import json, sys
+import numpy as np
+import fastconv
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+fastconv.conv3d(np.ones((9, 9, 9), np.float32), np.ones((7, 7, 7), np.float32), padding=3)
+x = np.ones((512, 512, 512), np.float32)
+w = np.full((7, 7, 7), 1 / 343, np.float32)
+results = []
+for method in sys.argv[1:]:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    out = fastconv.conv3d(x, w, padding=3, method=method)
+    # Interior outputs average ones: 1 up to rounding.
+    results.append((method, fastconv.last_method(), status("VmHWM") - before, out.nbytes,
+                    float(abs(out[3:-3, 3:-3, 3:-3] - 1).max())))
+    del out
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
+                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+def test_a_512_cube_volume_runs_within_its_output_plus_the_budget():
+    # conv3d's depth fold chunks its gathers (or reads in place) so that a 512^3 float32 volume
+    # (512 MiB) with a 7^3 kernel needs its 512 MiB output plus the workspace budget.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", VOLUME_CHILD, "auto", "direct", "fft"],
+                          env=env, capture_output=True, text=True, timeout=900, check=True)
+    results = json.loads(done.stdout.splitlines()[-1])
+    limit = fastconv.get_workspace_budget() + SLACK
+    for method, ran, extra, output, error in results:
+        assert extra - output <= limit, f"{method} ({ran}): +{(extra - output) / 2**20:.0f} MiB"
+        assert error < 1e-5, (method, error)

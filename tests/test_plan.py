@@ -22,6 +22,7 @@ from oracle import assert_close, random_layer, reference_conv2d
 import fastconv
 from fastconv._validate import conv2d_problem
 from fastconv.core.costing import Work
+from fastconv.core.geometry import NdGeometry
 from fastconv.core.workspace import largest_fitting
 from fastconv.planning import cachefile, measure
 from fastconv.planning.constants import (
@@ -406,6 +407,14 @@ def test_calibrate_fits_every_strategy_and_the_threads(monkeypatch):
     from fastconv.planning import calibrate
 
     problems = calibrate.problems()
+    # Every strategy is also timed on the conv1d/conv3d problems whose reduction it runs.
+    ranked = {method: [g for g in chosen if isinstance(g, NdGeometry)]
+              for method, chosen in problems.items()}
+    assert ranked["direct"] == ranked["im2col"] == ranked["fft"] == calibrate.RANK_PROBLEMS
+    assert {g.rank for g in calibrate.RANK_PROBLEMS} == {1, 3}
+    assert ranked["winograd"] and all(g.rank == 3 and g.weight_shape[3:] == (3, 3)
+                                      for g in ranked["winograd"])
+    assert ranked["separable"] == []
     # A quarter of the problems, timed briefly: this checks the fit, not the machine.
     monkeypatch.setattr(calibrate, "problems",
                         lambda: {method: chosen[::4] for method, chosen in problems.items()})

@@ -189,6 +189,28 @@ def test_chunks_within_a_tiny_budget(method, rng):
             check_conv_nd(method, x, w, bias, padding=1, padding_mode="circular")
 
 
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
+def test_direct_reads_and_writes_depths_in_place_in_chunks(padding_mode, rng):
+    # direct reads the depth taps through plane maps (nothing gathered); the maps of 21 output
+    # depths fit half of a 64 KiB budget (21 * (32*3 + 64) * 8 bytes), so 41 depths of 2 images
+    # run as 4 chunks, the last of each image smaller, every output plane written in place.
+    x = rng.standard_normal((2, 32, 40, 4, 5))
+    w = rng.standard_normal((64, 16, 3, 2, 2))
+    bias = rng.standard_normal(64)
+    options = dict(padding=((2, 1), (1, 1), (0, 2)), stride=(1, 1, 2), groups=2,
+                   padding_mode=padding_mode)
+    problem, _ = nd_problem(x, w, bias, 3, 1, options["padding"], 1, 2, padding_mode)
+    in_place = reduce_nd(problem.geometry, 2**16, gathers=False)
+    assert (in_place.images, in_place.depths, in_place.chunks) == (1, 21, 4)
+    assert "read and written in place" in in_place.text
+    with fastconv.workspace_budget(2**16):
+        plan = fastconv.plan(x.shape, w.shape, method="direct", dtype=x.dtype, **options)
+        assert plan.reduction.gathers is False and plan.remainder is not None
+        check_conv_nd("direct", x, w, bias, **options)
+    plan = fastconv.plan(x.shape, w.shape, method="direct", dtype=x.dtype, **options)
+    assert (plan.reduction.chunks, plan.remainder) == (1, None)
+
+
 def test_chunks_are_as_equal_as_they_can_be():
     problem, _ = nd_problem(np.ones((1, 4, 64, 64, 64), np.float32),
                             np.ones((8, 4, 5, 5, 5), np.float32), None, 3, 1, 0, 1, 1, "zeros")

@@ -52,6 +52,9 @@ SHARED_CONSTANTS = (
              "cost that dominates when a tile has few pixels."),
     Constant("gemm_c", 2.56e-11, "One byte of the GEMM's output tile, read and written once per "
              "call (beta = 1)."),
+    Constant("fold_byte", 1.5e-10, "One byte that conv3d's depth fold copies for a strategy that "
+             "does not read plane maps: the depth slices gathered into channels and the result "
+             "scattered into the output (NumPy copies into new arrays, on one thread)."),
 )
 
 # Element costs of other compute dtypes, relative to the float constant of the same precision

@@ -87,13 +87,22 @@ _geometry_fields = operator.attrgetter(*_GEOMETRY_FIELDS)
 @dataclass(frozen=True, eq=False)
 class Problem:
     """Validated arrays of one compute dtype: ``x`` (N, C, H, W), ``w`` (K, C/groups, kh, kw),
-    ``bias`` (K,), ``fill`` (1,), all C-contiguous; ``w`` is already flipped or conjugated."""
+    ``bias`` (K,), ``fill`` (1,), all C-contiguous; ``w`` is already flipped or conjugated.
+
+    Plane maps, only for a strategy that ``reads_planes``: ``planes`` (N, C) int64, and ``x`` a
+    stack of (H, W) planes of which channel c of image n is ``x[planes[n, c]]`` (-1: the fill);
+    ``out_planes`` (N, K) int64 into ``out``, a stack of (Ho, Wo) planes that the strategy
+    writes and returns. conv3d's depth taps, folded into channels, are read in place and its
+    output depths written in place this way."""
 
     geometry: Geometry
     x: np.ndarray
     w: np.ndarray
     bias: np.ndarray
     fill: np.ndarray
+    planes: np.ndarray | None = None
+    out: np.ndarray | None = None
+    out_planes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,25 @@ class Shown(str):
         return str(self)
 
 
+# A value whose repr is longer than this is described instead (an array by its shape and dtype,
+# anything else by the start of its repr): a message stays readable whatever was passed.
+LONGEST_SHOWN = 200
+
+
+def shown(got):
+    """``got`` as a message shows it: its repr, or a description when that is too long."""
+    text = repr(got)
+    if len(text) <= LONGEST_SHOWN:
+        return text
+    shape, dtype = getattr(got, "shape", None), getattr(got, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:
+        return f"{type(got).__name__} of shape {shape} and dtype {dtype}"
+    return f"{text[:LONGEST_SHOWN - 40]}... (a {type(got).__name__} of {len(text)} characters)"
+
+
 def message(name, expectation, got, remedy=""):
     """The template filled in."""
-    text = f"`{name}` must be {expectation}; got {got!r}."
+    text = f"`{name}` must be {expectation}; got {shown(got)}."
     return text + (f" {remedy}" if remedy else "")
 
 

@@ -1,14 +1,15 @@
 """``python -m fastconv calibrate``: fit the cost model's machine constants to timings of the
 strategies on this machine, and store them in the per-user cache file.
 
-Every strategy with a cost model is timed on a fixed set of small problems (a few milliseconds
-each, chosen to separate the terms of its model: short and long rows, few and many taps and
-channels, strides, float32 and float64), on one thread. Its constants are then the non-negative
-least-squares fit of the model's terms to those timings (constants it shares with a strategy
-fitted before it, such as the GEMM's, keep that fit), weighted by 1/time so that small and
-large problems count alike (the planner's mistakes cost in ratios, not in seconds). The two
-threading constants come from one small and one large direct problem timed on one thread and on
-all of them.
+Every strategy with a cost model is timed on a fixed set of small problems (a few milliseconds each,
+chosen to separate the terms of its model: short and long rows, few and many taps and channels,
+strides, float32 and float64), on one thread, and on a few conv1d and conv3d problems
+(RANK_PROBLEMS), timed whole through the rank reduction (planning/ranks.py: 3-D gathers or plane
+maps included) and priced as the 2-D problem they run as. Its constants are then the non-negative
+least-squares fit of the model's terms to those timings (constants it shares with a strategy fitted
+before it, such as the GEMM's, keep that fit), weighted by 1/time so that small and large problems
+count alike (the planner's mistakes cost in ratios, not in seconds). The two threading constants
+come from one small and one large direct problem timed on one thread and on all of them.
 """
 
 import time
@@ -16,10 +17,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from ..core.geometry import Problem, make_geometry
+from ..core.geometry import NdGeometry, Problem, make_geometry
 from ..core.threads import numba_threads
 from ..strategies import REGISTRY
 from .constants import defaults, evaluate, save_constants
+from .ranks import correlate_nd, plan_nd, reduce_nd
 
 # Each problem is timed in ROUNDS rounds over every strategy's problems (see _time), each round
 # spending up to SECONDS_PER_ROUND on it; the minimum over all runs is kept.
@@ -34,14 +36,50 @@ THREAD_PAIRS = 5
 BUDGET = 64 * 2**20
 
 
+
+
+def _rank_problem(input_shape, weight_shape, padding, dtype):
+    rank = len(input_shape) - 2
+    return NdGeometry(input_shape=input_shape, weight_shape=weight_shape, stride=(1,) * rank,
+                      dilation=(1,) * rank, padding=((padding, padding),) * rank, groups=1,
+                      padding_mode="zeros", dtype=np.dtype(dtype))
+
+
+# conv1d and conv3d problems every strategy that runs them is also timed on (none of them in
+# bench/regret_ranks.py): sequences with channels and one long one-channel signal; one-channel
+# volumes (small and large kernels) and a volume with channels.
+RANK_PROBLEMS = [
+    _rank_problem(x, w, padding, dtype)
+    for dtype in ("float32", "float64")
+    for x, w, padding in [
+        ((4, 16, 4096), (16, 16, 9), 4),
+        ((8, 32, 1024), (32, 32, 3), 1),
+        ((1, 1, 2**17), (1, 1, 31), 0),
+        ((1, 1, 64, 64, 64), (1, 1, 3, 3, 3), 1),
+        ((1, 1, 40, 40, 40), (1, 1, 7, 7, 7), 3),
+        ((1, 4, 24, 24, 24), (8, 4, 3, 3, 3), 1),
+    ]
+]
+
+
 def problems():
-    """Each modelled strategy's calibration problems (its own, declared beside its model)."""
-    return {name: list(strategy.calibration_problems()) for name, strategy in REGISTRY.items()
-            if strategy.calibration_problems()}
+    """Each modelled strategy's calibration problems: its own (declared beside its model), then
+    the RANK_PROBLEMS whose reduction it runs."""
+    chosen = {}
+    for name, strategy in REGISTRY.items():
+        if strategy.calibration_problems():
+            chosen[name] = list(strategy.calibration_problems()) + [
+                nd for nd in RANK_PROBLEMS
+                if strategy.declines(reduce_nd(nd, BUDGET).geometry, BUDGET) is None]
+    return chosen
 
 
 def random_problem(geometry, rng):
+    """Random data of a Geometry (a Problem) or of an NdGeometry (a tuple (geometry, x, w))."""
     g = geometry
+    if isinstance(g, NdGeometry):
+        return (g, rng.standard_normal(g.input_shape).astype(g.dtype),
+                rng.standard_normal(g.weight_shape).astype(g.dtype))
     x = rng.standard_normal((g.batch, g.channels, g.height, g.width)).astype(g.dtype)
     shape = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
     if g.kernel_rank is None:
@@ -55,7 +93,12 @@ def random_problem(geometry, rng):
 
 
 def _runner(method, problem, threads):
-    """A function running ``problem`` with ``method``'s tiling for ``threads`` threads."""
+    """A function running ``problem`` with ``method``'s tiling for ``threads`` threads (an
+    N-D problem: through its rank reduction)."""
+    if isinstance(problem, tuple):
+        nd, x, w = problem
+        return lambda: correlate_nd(x, w, None, nd.stride, nd.dilation, nd.padding,
+                                    nd.padding_mode, nd.groups, method, threads)
     strategy = REGISTRY[method]
     tiling = strategy.work(problem.geometry, threads, BUDGET, defaults()).tiling
     return lambda: strategy.run(problem, tiling, threads)
@@ -82,6 +125,14 @@ def _time(runs, threads):
                     if spent > SECONDS_PER_ROUND:
                         break
     return best
+
+
+def _terms(method, geometry, constants):
+    """The model's terms of ``geometry`` run by ``method`` on one thread: an NdGeometry's are
+    those of the 2-D problem its plan runs (RANK_PROBLEMS are one chunk each)."""
+    if isinstance(geometry, NdGeometry):
+        return plan_nd(geometry, method, 1).work.terms
+    return REGISTRY[method].work(geometry, 1, BUDGET, constants).terms
 
 
 def fit(rows, seconds, names, known):
@@ -113,7 +164,7 @@ def calibrate(threads, report=print):
     for method, geometries in timed.items():
         seconds = times[first:first + len(geometries)]
         first += len(geometries)
-        rows = [REGISTRY[method].work(g, 1, BUDGET, constants).terms for g in geometries]
+        rows = [_terms(method, g, constants) for g in geometries]
         # Constants shared with a strategy fitted before (the GEMM's) keep that fit.
         names = sorted({name for row in rows for name in row} - fitted)
         known = [evaluate({k: v for k, v in row.items() if k in fitted}, constants)

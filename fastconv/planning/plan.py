@@ -14,7 +14,7 @@ a plan (execute.py) plans nothing and reads no global setting.
 """
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import cachetools
@@ -90,13 +90,16 @@ class Plan:
     remainder: object = field(default=None, repr=False, compare=False)
     """For a 3-D call whose last chunk holds fewer images or depths: that chunk's plan (the same
     strategy and threads)."""
+    fold_bytes: int = 0
+    """For a 3-D call, the bytes its depth fold copies per chunk for a strategy that does not read
+    plane maps, priced in that strategy's estimate (``fold_byte``)."""
 
     @cached_property
     def candidates(self):
         """One :class:`Candidate` per registered strategy, in registry order."""
         return tuple(
             _estimate(name, self.geometry, self.max_threads, self.workspace_budget,
-                      self.machine)[0]
+                      self.machine, self.fold_bytes)[0]
             if candidate is None else candidate for name, candidate in self.settled)
 
     @cached_property
@@ -165,15 +168,19 @@ def _bytes(n):
     return _scaled(float(n), ("B", "KiB", "MiB", "GiB"), 1024)
 
 
-def _estimate(name, geometry, max_threads, budget, constants):
-    """(Candidate, Work) of a strategy that does not decline ``geometry``."""
+def _estimate(name, geometry, max_threads, budget, constants, fold_bytes=0):
+    """(Candidate, Work) of a strategy that does not decline ``geometry``; ``fold_bytes``: see
+    Plan."""
     strategy = REGISTRY[name]
+    fold = {"fold_byte": fold_bytes} if fold_bytes and not strategy.reads_planes else {}
     # One thread and the limit: a launch and the items' imbalance decide between them.
     counts = (max_threads,) if geometry.macs >= PARALLEL_MACS or max_threads == 1 else (
         1, max_threads)
     best = None
     for threads in counts:
         work = strategy.work(geometry, threads, budget, constants)
+        if work.terms is not None and fold:
+            work = replace(work, terms=work.terms | fold)
         if work.terms is None:
             threads = 1 if geometry.macs < SERIAL_MACS else max_threads
             work = strategy.work(geometry, threads, budget, constants)
@@ -223,7 +230,7 @@ def _refusal(name, geometry, budget, accuracy="normwise"):
     return None if reason is None else Candidate(name, None, None, 1, reason)
 
 
-def _settle(geometry, threads, budget, constants, accuracy="normwise"):
+def _settle(geometry, threads, budget, constants, accuracy="normwise", fold_bytes=0):
     """(strategy, Candidate or None) for each registered strategy under 'auto', and the Work of
     each estimated one: every refusal, and the estimates in increasing order of the strategies'
     lower bounds until a bound exceeds the best estimate so far. The skipped ones (None) cannot
@@ -239,7 +246,8 @@ def _settle(geometry, threads, budget, constants, accuracy="normwise"):
             continue
         if integers and strategy.rounds_integers:
             # Rounding ones may be all there is for integers: always estimated.
-            settled[name], works[name] = _estimate(name, geometry, threads, budget, constants)
+            settled[name], works[name] = _estimate(name, geometry, threads, budget, constants,
+                                                   fold_bytes)
             continue
         bound = strategy.bound(geometry, threads, constants)
         pending.append((0.0 if bound is None else bound, name))
@@ -248,26 +256,26 @@ def _settle(geometry, threads, budget, constants, accuracy="normwise"):
         # The margin covers rounding: a bound computed another way may exceed an equal estimate.
         if best is not None and bound > best * (1 + BOUND_MARGIN):
             continue
-        candidate, works[name] = _estimate(name, geometry, threads, budget, constants)
+        candidate, works[name] = _estimate(name, geometry, threads, budget, constants, fold_bytes)
         settled[name] = candidate
         if candidate.seconds is not None and (best is None or candidate.seconds < best):
             best = candidate.seconds
     return tuple(settled.items()), works
 
 
-def build_plan(geometry, method, threads, budget, constants, accuracy="normwise"):
+def build_plan(geometry, method, threads, budget, constants, accuracy="normwise", fold_bytes=0):
     """The plan of ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads: a pure function of its arguments. ``accuracy='elementwise'`` keeps 'auto' from
-    normwise strategies (a forced one is computed as asked)."""
+    normwise strategies (a forced one is computed as asked); ``fold_bytes``: see Plan."""
     if method == "auto":
-        settled, works = _settle(geometry, threads, budget, constants, accuracy)
+        settled, works = _settle(geometry, threads, budget, constants, accuracy, fold_bytes)
         chosen, _ = _choose([candidate for _, candidate in settled], geometry.dtype)
         work = works[chosen.method]
     else:
         refused = _refusal(method, geometry, budget)
         if refused is not None:
             raise cannot_run(method, refused.declined)
-        chosen, work = _estimate(method, geometry, threads, budget, constants)
+        chosen, work = _estimate(method, geometry, threads, budget, constants, fold_bytes)
         # The others' refusals now, estimates on demand.
         settled = tuple((name, chosen if name == method else _refusal(name, geometry, budget))
                         for name in REGISTRY)
@@ -277,7 +285,7 @@ def build_plan(geometry, method, threads, budget, constants, accuracy="normwise"
     return Plan(geometry=geometry, method=chosen.method, threads=chosen.threads,
                 max_threads=threads, workspace_budget=budget, constants=constants.source,
                 requested=method != "auto", machine=constants, settled=settled,
-                accuracy=accuracy, work=work, fallback=fallback)
+                accuracy=accuracy, work=work, fallback=fallback, fold_bytes=fold_bytes)
 
 
 class _PlanCache:
@@ -313,16 +321,16 @@ class _PlanCache:
 _cache = _PlanCache(CACHE_SIZE)
 
 
-def make_plan(geometry, method, threads, budget=None, accuracy="normwise"):
+def make_plan(geometry, method, threads, budget=None, accuracy="normwise", fold_bytes=0):
     """Plan ``geometry`` with ``method`` ('auto' or a registry name) on at most ``threads``
     threads, under ``budget`` (default: the current workspace budget) and the current machine
-    constants (memoised)."""
+    constants (memoised); ``fold_bytes``: see Plan."""
     budget = get_budget() if budget is None else budget
     constants = machine_constants()
-    key = (geometry, method, threads, budget, accuracy)
+    key = (geometry, method, threads, budget, accuracy, fold_bytes)
     plan = _cache.get(key, constants)
     if plan is None:
-        plan = build_plan(geometry, method, threads, budget, constants, accuracy)
+        plan = build_plan(geometry, method, threads, budget, constants, accuracy, fold_bytes)
         _cache.put(key, plan, constants)
     return plan
 

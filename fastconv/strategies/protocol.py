@@ -68,6 +68,9 @@ class Strategy:
     which shapes cannot tell, so 'auto' does not pick the strategy for integer data."""
     non_finite_fallback: bool = False
     """``run`` may return None for data holding NaN or Inf: the direct strategy then runs."""
+    reads_planes: bool = False
+    """``run`` takes problems with plane maps (core.geometry.Problem): conv3d then reads its depth
+    taps and writes its output depths in place instead of gathering and scattering them."""
 
     def __post_init__(self):
         if self.error_model not in ERROR_MODELS:

@@ -20,4 +20,5 @@ STRATEGY = Strategy(
     constants=model.CONSTANTS,
     calibration_problems=model.calibration_problems,
     error_model="elementwise",
+    reads_planes=True,
 )

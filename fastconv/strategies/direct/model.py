@@ -38,8 +38,8 @@ def work(geometry, threads, budget, constants):
     """The runner's tiling (block_rows: output rows per item) and its price: (image, group, row
     block) items; per item a strip fill, then for each output channel, passes of taps
     (``first_pass_taps``, then four) over 512-element chunks of each output row, or, for short
-    rows, of the whole block as one flat range (then copied out); single-channel 3x3 kernels over
-    unit column steps take one pass per row. Axes that read few of their padded samples are
+    rows, of the whole block as one flat range (then copied out); 3x3 kernels over unit column
+    steps take one pass per row and channel. Axes that read few of their padded samples are
     gathered first (``kernel_geometry``)."""
     g = kernel_geometry(geometry)
     itemsize = g.dtype.itemsize
@@ -64,7 +64,9 @@ def work(geometry, threads, budget, constants):
     if threads > 1:
         terms["launch"] = 1.0
     add_term(terms, "direct_item", items * share)
-    unit_rows = runs_unit_rows(taps, sw, g.dilation[1], wo)
+    unit_rows = runs_unit_rows((cg, g.kernel_height, g.kernel_width), sw, g.dilation[1], wo)
+    if unit_rows:
+        passes = cg
     if g.stride[0] == 1 and wo < FLAT_BELOW and not unit_rows:
         pitch = sw * wq
         ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)
