@@ -28,10 +28,15 @@ CHILD = textwrap.dedent("""
         a, b = rng.random((h, h)), rng.random((k, k))
         return lambda: fastconv.correlate2d(a, b, mode)
 
-    def layer(n, c, k, s, kk, dtype=np.float32, padding=1):
+    def layer(n, c, k, s, kk, dtype=np.float32, padding=1, groups=1):
         x = rng.random((n, c, s, s)).astype(dtype)
-        w = rng.random((k, c, kk, kk)).astype(dtype)
-        return lambda: fastconv.conv2d(x, w, padding=padding)
+        w = rng.random((k, c // groups, kk, kk)).astype(dtype)
+        return lambda: fastconv.conv2d(x, w, padding=padding, groups=groups)
+
+    def volume(s, k, dtype):
+        x = rng.random((s, s, s)).astype(dtype)
+        w = rng.random((k, k, k)).astype(dtype)
+        return lambda: fastconv.conv3d(x, w, padding=k // 2)
 
     cases = {
         "image 1x1 k1": image(1, 1), "image 4x4 k2 valid": image(4, 2, "valid"),
@@ -42,6 +47,11 @@ CHILD = textwrap.dedent("""
         "layer 8x256x14x14 3x3 fp32": layer(8, 256, 256, 14, 3),
         "layer 8x256x56x56 1x1 fp32": layer(8, 256, 64, 56, 1, padding=0),
         "layer 8x16x128x128 15x15 fp64": layer(8, 16, 16, 128, 15, np.float64, 7),
+        "layer 8x3x112x112 16 3x3 fp32": layer(8, 3, 16, 112, 3),
+        "layer 8x128x56x56 depthwise 3x3 fp32": layer(8, 128, 128, 56, 3, groups=128),
+        "volume 128^3 3x3x3 fp32": volume(128, 3, np.float32),
+        "volume 128^3 3x3x3 fp64": volume(128, 3, np.float64),
+        "volume 64^3 5x5x5 fp32": volume(64, 5, np.float32),
     }
     for name, call in cases.items():
         call()

@@ -13,9 +13,8 @@ or a Numba signature of their own (a new rank compiles nothing):
   one 2-D problem runs it with the weight ``(K, C/groups * kd, kh, kw)`` (a reshape of the 5-D
   weight) and the same ``groups``; the bias is added once, by the 2-D strategy. A strategy that
   ``reads_planes`` (direct) is handed a map of those slices instead of a copy: it reads them in
-  place, so nothing is gathered and an input plane is read from cache by the neighbouring output
-  depths that share it (a 128^3 one-channel volume, 3x3x3 kernel: 5.2 -> 2.7 ms fp32, 12.6 ->
-  4.8 ms fp64, 2 threads). Which slice an
+  place and writes each output depth in place, so nothing is gathered or scattered (a 128^3
+  one-channel volume, 3x3x3 kernel, 2 threads: 5.80 -> 1.97 ms fp32, 10.54 -> 3.52 ms fp64). Which slice an
   output depth reads comes from a depth index map built with ``numpy.pad`` on an index ramp, as
   rows and columns are (fastconv/_padding.py), so the five padding modes, padding wider than the
   input included, follow ``numpy.pad`` (-1: the zero fill). Height and width padding are the 2-D
@@ -272,10 +271,11 @@ def _run_folded(nd, reduction, x, w, bias, fill, run):
                                   (image * c + np.arange(c)[:, None]) * depth + sources[:, None])
                 out_planes = ((image[..., 0] * k + np.arange(k)) * out_depth
                               + np.arange(d0, d1)[:, None])
-                run(Problem(g, x.reshape(-1, height, width), weight, bias, fill,
-                            planes=planes.reshape(batch, c * kd),
-                            out=out.reshape(-1, out_height, out_width),
-                            out_planes=out_planes.reshape(batch, k)))
+                planes, out_planes = planes.reshape(batch, c * kd), out_planes.reshape(batch, k)
+                # Read-only as the direct runner's cached maps of 2-D calls: one Numba type.
+                planes.flags.writeable = out_planes.flags.writeable = False
+                run(Problem(g, x.reshape(-1, height, width), weight, bias, fill, planes=planes,
+                            out=out.reshape(-1, out_height, out_width), out_planes=out_planes))
                 continue
             gathered = np.empty((n1 - n0, d1 - d0, c, kd, height, width), x.dtype)
             for j in range(d1 - d0):

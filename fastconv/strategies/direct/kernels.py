@@ -18,7 +18,7 @@ own row loop with the nine weights and column offsets fixed at compile time.
 import numpy as np
 from numba import prange
 
-from ...core.jit import inline_helper, parallel_kernel
+from ...core.jit import inline_helper, loop_helper, parallel_kernel
 
 # Output columns per pass: the output chunk and the input segments of every tap stay in L1
 # across all passes over the taps.
@@ -38,73 +38,91 @@ PRESET_BELOW = 129
 
 
 @inline_helper
-def _fill_strip(x, plane, rowmap, colmap, left, fill, first_row, rows, interior, preset, slot):
-    """Copy padded rows ``first_row .. first_row + rows`` of the plane ``x[plane]`` (the fill if
-    ``plane`` is -1) into ``slot``, one channel of a strip.
+def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, preset,
+                strip):
+    """Copy padded rows ``first_row .. first_row + rows`` of channels ``c0 ..`` of image ``n``
+    into ``strip``; channel c of image n is the plane ``x[planes[n, c]]``, or the fill where that
+    is -1.
 
-    ``slot`` has shape (rows_in, sw, Wq): padded column m lands in phase ``m % sw`` at index
-    ``m // sw``. ``rowmap``/``colmap`` give the source index of each padded row/column, or -1
+    ``strip`` has shape (channels, rows_in, sw, Wq): padded column m lands in phase ``m % sw`` at
+    index ``m // sw``. ``rowmap``/``colmap`` give the source index of each padded row/column, or -1
     for the constant ``fill``; ``left`` is the number of padded columns before column 0.
-    ``preset``: the strip was set to ``fill`` when allocated and every padded position is the
-    fill, so only input samples are written (a fill plane still writes every sample: the slot
-    may hold another plane's).
+    ``preset``: the strip already holds ``fill`` everywhere and every padded position is the
+    fill, so the border sweep is skipped.
     """
-    sw = slot.shape[1]
-    wq = slot.shape[2]
+    channels = strip.shape[0]
+    sw = strip.shape[2]
+    wq = strip.shape[3]
     padded_width = colmap.shape[0]
     interior_start = interior[0]
     interior_stop = interior[1]
-    for r in range(rows):
-        src = rowmap[first_row + r]
-        if plane < 0 or src < 0:
-            if preset and plane >= 0:
-                continue
-            for ph in range(sw):
-                dst = slot[r, ph]
-                for t in range(wq):
-                    dst[t] = fill
+    for c in range(channels):
+        plane = planes[n, c0 + c]
+        if plane < 0:
+            # A plane of fill (conv3d's depth padding), tested here and not with each row's
+            # source: in the row loop the test made the copies 10% slower.
+            if not preset:
+                strip[c, :rows] = fill
             continue
-        xrow = x[plane, src]
-        if sw == 1:
-            # Stride 1: the interior is a contiguous copy; the borders are gathered below.
-            body = slot[r, 0, interior_start[0]:interior_stop[0]]
-            for t in range(body.shape[0]):
-                body[t] = xrow[t]
-        else:
-            # Stride > 1: each phase's interior is a strided copy (padded column t * sw + ph is
-            # input column t * sw + ph - left). Indexing views from 0 keeps negative-index
-            # handling out of the loop (3x faster than indexing xrow).
-            for ph in range(sw):
-                start = interior_start[ph]
-                dst = slot[r, ph, start:interior_stop[ph]]
-                src = xrow[start * sw + ph - left:]
-                if sw == 2:
-                    # A constant stride: scalar moves, 2x faster than gathers.
-                    for t in range(dst.shape[0]):
-                        dst[t] = src[2 * t]
-                else:
-                    for t in range(dst.shape[0]):
-                        dst[t] = src[t * sw]
+        # Unsigned, it needs no negative-index wrap-around (depthwise 3x3 8x128 channels of
+        # 56x56, fp32, one thread: the kernel about 5% faster).
+        unsigned = np.uint64(plane)
+        for r in range(rows):
+            src = rowmap[first_row + r]
+            if src < 0:
+                if preset:
+                    continue
+                for ph in range(sw):
+                    dst = strip[c, r, ph]
+                    for t in range(wq):
+                        dst[t] = fill
+                continue
+            xrow = x[unsigned, src]
+            if sw == 1:
+                # Stride 1: the interior is a contiguous copy; the borders are gathered below.
+                body = strip[c, r, 0, interior_start[0]:interior_stop[0]]
+                for t in range(body.shape[0]):
+                    body[t] = xrow[t]
+            else:
+                # Stride > 1: each phase's interior is a strided copy (padded column
+                # t * sw + ph is input column t * sw + ph - left). Indexing views from 0 keeps
+                # negative-index handling out of the loop (3x faster than indexing xrow).
+                for ph in range(sw):
+                    start = interior_start[ph]
+                    dst = strip[c, r, ph, start:interior_stop[ph]]
+                    src = xrow[start * sw + ph - left:]
+                    if sw == 2:
+                        # A constant stride: scalar moves, 2x faster than gathers.
+                        for t in range(dst.shape[0]):
+                            dst[t] = src[2 * t]
+                    else:
+                        for t in range(dst.shape[0]):
+                            dst[t] = src[t * sw]
     # The borders (through the column map) in a second sweep: writing each row's few border
     # elements right after its vector copy made the fill 4x slower (1.9 vs 0.47 us per 56x56
     # plane, fp32, stride 1).
-    if preset or plane < 0:
+    if preset:
         return
-    for r in range(rows):
-        src = rowmap[first_row + r]
-        if src < 0:
+    for c in range(channels):
+        plane = planes[n, c0 + c]
+        if plane < 0:
             continue
-        xrow = x[plane, src]
-        for ph in range(sw):
-            dst = slot[r, ph]
-            for t in range(interior_start[ph]):
-                cm = colmap[t * sw + ph]
-                dst[t] = xrow[cm] if cm >= 0 else fill
-            for t in range(interior_stop[ph], wq):
-                m = t * sw + ph
-                if m < padded_width:
-                    cm = colmap[m]
+        unsigned = np.uint64(plane)
+        for r in range(rows):
+            src = rowmap[first_row + r]
+            if src < 0:
+                continue
+            xrow = x[unsigned, src]
+            for ph in range(sw):
+                dst = strip[c, r, ph]
+                for t in range(interior_start[ph]):
+                    cm = colmap[t * sw + ph]
                     dst[t] = xrow[cm] if cm >= 0 else fill
+                for t in range(interior_stop[ph], wq):
+                    m = t * sw + ph
+                    if m < padded_width:
+                        cm = colmap[m]
+                        dst[t] = xrow[cm] if cm >= 0 else fill
 
 
 def presets_strips(constant_padding, padded_width, sw):
@@ -195,21 +213,44 @@ def _all_taps(target, b, flat, base, offsets, wk, first, width):
 
 @inline_helper
 def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
-    """plane[i0:i1] = b + 3x3 kernels over unit column steps, one pass per channel: the column
-    offsets (0, 1, 2) are constants, so each output row reads three strip rows per channel
-    instead of nine tap segments (depthwise 3x3 8x128 channels of 56x56, fp32, 2 threads,
-    minima: 1.49 vs 1.78 ms), and is stored once per channel instead of once per four taps."""
+    """plane[i0:i1] = b + a single-channel 3x3 kernel over unit column steps: the column offsets
+    (0, 1, 2) are constants, so each output row reads three strip rows instead of nine tap
+    segments (depthwise 3x3 8x128 channels of 56x56, fp32, 2 threads, minima: 1.49 vs 1.78 ms)."""
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = (wk[0], wk[1], wk[2], wk[3], wk[4], wk[5], wk[6], wk[7],
+                                          wk[8])
+    top, middle, bottom = offsets[0], offsets[3], offsets[6]
     wo = plane.shape[1]
     for i in range(i0, i1):
-        orow = plane[i]
         base = (i - i0) * row_step
-        for c in range(offsets.shape[0] // 9):
-            w0, w1, w2, w3, w4, w5, w6, w7, w8 = (
-                wk[9 * c], wk[9 * c + 1], wk[9 * c + 2], wk[9 * c + 3], wk[9 * c + 4],
-                wk[9 * c + 5], wk[9 * c + 6], wk[9 * c + 7], wk[9 * c + 8])
-            s0 = flat[base + offsets[9 * c]:base + offsets[9 * c] + wo + 2]
-            s1 = flat[base + offsets[9 * c + 3]:base + offsets[9 * c + 3] + wo + 2]
-            s2 = flat[base + offsets[9 * c + 6]:base + offsets[9 * c + 6] + wo + 2]
+        s0 = flat[base + top:base + top + wo + 2]
+        s1 = flat[base + middle:base + middle + wo + 2]
+        s2 = flat[base + bottom:base + bottom + wo + 2]
+        orow = plane[i]
+        for j in range(wo):
+            orow[j] = (b + w0 * s0[j] + w1 * s0[j + 1] + w2 * s0[j + 2]
+                       + w3 * s1[j] + w4 * s1[j + 1] + w5 * s1[j + 2]
+                       + w6 * s2[j] + w7 * s2[j + 1] + w8 * s2[j + 2])
+
+
+@loop_helper
+def _unit_rows_3x3_channels(plane, i0, i1, b, flat, offsets, row_step, wk):
+    """_unit_rows_3x3 for several channels (conv3d's 3x3 kernels folded with their depth taps,
+    RGB layers), a pass per channel over every row, its weights and offsets loaded once: an
+    output row is stored once per channel instead of once per four taps (RGB 3x3 layer,
+    8x3x112x112 -> 16 channels, fp32, 2 threads: 1.08 -> 0.92 ms). Called, not inlined: the
+    first fp32 call of the direct strategy compiled in 10.5 s with it inlined, 9.6 s called."""
+    wo = plane.shape[1]
+    for c in range(offsets.shape[0] // 9):
+        w0, w1, w2, w3, w4, w5, w6, w7, w8 = (
+            wk[9 * c], wk[9 * c + 1], wk[9 * c + 2], wk[9 * c + 3], wk[9 * c + 4],
+            wk[9 * c + 5], wk[9 * c + 6], wk[9 * c + 7], wk[9 * c + 8])
+        top, middle, bottom = offsets[9 * c], offsets[9 * c + 3], offsets[9 * c + 6]
+        for i in range(i0, i1):
+            orow = plane[i]
+            base = (i - i0) * row_step
+            s0 = flat[base + top:base + top + wo + 2]
+            s1 = flat[base + middle:base + middle + wo + 2]
+            s2 = flat[base + bottom:base + bottom + wo + 2]
             if c == 0:
                 for j in range(wo):
                     orow[j] = (b + w0 * s0[j] + w1 * s0[j + 1] + w2 * s0[j + 2]
@@ -224,17 +265,17 @@ def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
 
 @parallel_kernel
 def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh, dw, groups,
-                     block_rows, images_per_item, first, preset, unit_rows, out, out_planes):
+                     block_rows, first, preset, unit_rows, out, out_planes):
     """out[out_planes[n, k], i, j] = bias[k] + sum over (c, p, q) of
     w[k, c, p, q] * xpad[n, g*Cg + c, i*sh + p*dh, j*sw + q*dw].
 
-    Preconditions: all arrays C-contiguous and of one dtype (``planes``/``rowmap``/``colmap``
-    int64, ``fill`` a 1-element array); ``x`` is a stack of (H, W) planes and channel c of image
-    n is the plane ``x[planes[n, c]]`` (-1: the fill), so a caller can hand the kernel channels
-    that overlap in memory (conv3d's depth taps) without copying them; ``out`` is a stack of
-    (Ho, Wo) planes, output channel k of image n the plane ``out[out_planes[n, k]]`` (so conv3d's
-    output depths land in place); ``xpad`` is that input seen through the index maps, ``left``
-    the left padding; an item runs ``images_per_item`` consecutive images (see below);
+    Preconditions: all arrays C-contiguous and of one dtype (``planes``/``out_planes``/
+    ``rowmap``/``colmap`` int64, ``fill`` a 1-element array); ``x`` is a stack of (H, W) planes,
+    channel c of image n the plane ``x[planes[n, c]]`` (-1: the fill), so that a caller can hand
+    the kernel channels that overlap in memory (conv3d's depth taps) without copying them;
+    ``out`` a stack of (Ho, Wo) planes, output channel k of image n the plane
+    ``out[out_planes[n, k]]`` (conv3d's output depths land in place); ``xpad`` is the input seen
+    through the index maps, ``left`` the left padding;
     ``first`` is ``first_pass_taps`` of the taps per output channel; ``preset`` says every padded
     position is the constant fill and strips are set to it first (``presets_strips``);
     ``unit_rows`` is ``runs_unit_rows`` of the geometry; shapes are consistent.
@@ -272,21 +313,15 @@ def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh,
     # than in arithmetic (1 thread: depthwise 3x3 56x56 8x128 channels 3.8 -> 3.3 ms; 16->16
     # channels 64x64 3x3 batch 8 4.5 -> 3.0 ms).
     flat_rows = sh == 1 and wo < FLAT_BELOW and not unit_rows
-    # An item runs a row block of one group for ``images_per_item`` consecutive images. With
-    # more than one, a strip slot keeps its plane from one image to the next, and a channel
-    # whose plane a slot already holds reads that slot instead of copying it again (conv3d's
-    # neighbouring output depths share kd - 1 of their kd depth planes).
-    n_runs = (n_images + images_per_item - 1) // images_per_item
-    slot_size = rows_in * sw * wq
-    for item in prange(n_runs * groups * n_blocks):
-        run = item // (groups * n_blocks)
+    for item in prange(n_images * groups * n_blocks):
+        n = item // (groups * n_blocks)
         g = (item // n_blocks) % groups
         i0 = (item % n_blocks) * block_rows
         i1 = min(i0 + block_rows, ho)
         rows = (i1 - 1 - i0) * sh + (kh - 1) * dh + 1
         # One allocation per item: the strip, one spare row pitch (flat passes read past the
         # last row for the dropped columns), then the flat passes' scratch.
-        strip_size = cg * slot_size
+        strip_size = cg * rows_in * sw * wq
         buffers = np.empty(strip_size + row_step + (block_rows * row_step if flat_rows else 0),
                            dtype=x.dtype)
         flat = buffers[:strip_size + row_step]
@@ -296,69 +331,39 @@ def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh,
         if preset:
             for t in range(strip_size):
                 flat[t] = fill_value
-        tap_offsets = offsets.copy()
-        slot_plane = np.full(cg, -2, np.int64)  # -2: empty
-        slot_of = np.empty(cg, np.int64)
-        kept = np.empty(cg, np.bool_)
-        for n in range(run * images_per_item, min(n_images, (run + 1) * images_per_item)):
-            if images_per_item == 1:
-                for c in range(cg):
-                    _fill_strip(x, planes[n, g * cg + c], rowmap, colmap, left, fill_value,
-                                i0 * sh, rows, interior, preset, strip[c])
-            else:
-                kept[:] = False
-                for c in range(cg):
-                    slot_of[c] = -1
-                    for slot in range(cg):
-                        if slot_plane[slot] == planes[n, g * cg + c]:
-                            slot_of[c] = slot
-                            kept[slot] = True
-                            break
-                free = 0
-                for c in range(cg):
-                    if slot_of[c] >= 0:
-                        continue
-                    while kept[free]:
-                        free += 1
-                    plane = planes[n, g * cg + c]
-                    _fill_strip(x, plane, rowmap, colmap, left, fill_value, i0 * sh, rows,
-                                interior, preset, strip[free])
-                    slot_plane[free] = plane
-                    kept[free] = True
-                    for other in range(c, cg):  # channels reading the same plane share its slot
-                        if planes[n, g * cg + other] == plane:
-                            slot_of[other] = free
-                for t in range(taps):
-                    c = t // (kh * kw)
-                    tap_offsets[t] = offsets[t] + (slot_of[c] - c) * slot_size
-            # Segments: 512-element chunks of the flat range, or of each output row. One call site
-            # of _all_taps for both: each site inlines every first-pass variant, and two sites took
-            # the kernel's compile time (fp32) from 9.3 to 13.9 s.
-            span = (i1 - i0) * row_step
-            chunks = ((span if flat_rows else wo) + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-            segments = chunks if flat_rows else (i1 - i0) * chunks
-            for k in range(g * kg, (g + 1) * kg):
-                wk = w[k].ravel()
-                b = bias[k]
-                if unit_rows:
-                    _unit_rows_3x3(out[out_planes[n, k]], i0, i1, b, flat, tap_offsets, row_step,
-                                   wk)
-                    continue
-                for s in range(segments):
-                    if flat_rows:
-                        base = s * COLUMN_CHUNK
-                        width = min(COLUMN_CHUNK, span - base)
-                        target = rows_out[base:base + width]
-                    else:
-                        i = i0 + s // chunks
-                        j0 = (s % chunks) * COLUMN_CHUNK
-                        width = min(COLUMN_CHUNK, wo - j0)
-                        target = out[out_planes[n, k], i, j0:j0 + width]
-                        base = (i - i0) * row_step + j0
-                    _all_taps(target, b, flat, base, tap_offsets, wk, first, width)
+        _fill_strip(x, planes, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, interior,
+                    preset, strip)
+        # Segments: 512-element chunks of the flat range, or of each output row. One call site
+        # of _all_taps for both: each site inlines every first-pass variant, and two sites took
+        # the kernel's compile time (fp32) from 9.3 to 13.9 s.
+        span = (i1 - i0) * row_step
+        chunks = ((span if flat_rows else wo) + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+        segments = chunks if flat_rows else (i1 - i0) * chunks
+        for k in range(g * kg, (g + 1) * kg):
+            wk = w[k].ravel()
+            b = bias[k]
+            if unit_rows and cg == 1:
+                _unit_rows_3x3(out[out_planes[n, k]], i0, i1, b, flat, offsets, row_step, wk)
+                continue
+            if unit_rows:
+                _unit_rows_3x3_channels(out[out_planes[n, k]], i0, i1, b, flat, offsets, row_step,
+                                        wk)
+                continue
+            for s in range(segments):
                 if flat_rows:
-                    for i in range(i0, i1):
-                        orow = out[out_planes[n, k], i]
-                        src = rows_out[(i - i0) * row_step:]
-                        for j in range(wo):
-                            orow[j] = src[j]
+                    base = s * COLUMN_CHUNK
+                    width = min(COLUMN_CHUNK, span - base)
+                    target = rows_out[base:base + width]
+                else:
+                    i = i0 + s // chunks
+                    j0 = (s % chunks) * COLUMN_CHUNK
+                    width = min(COLUMN_CHUNK, wo - j0)
+                    target = out[out_planes[n, k], i, j0:j0 + width]
+                    base = (i - i0) * row_step + j0
+                _all_taps(target, b, flat, base, offsets, wk, first, width)
+            if flat_rows:
+                for i in range(i0, i1):
+                    orow = out[out_planes[n, k], i]
+                    src = rows_out[(i - i0) * row_step:]
+                    for j in range(wo):
+                        orow[j] = src[j]

@@ -77,32 +77,27 @@ def block_rows(geometry, threads):
 
 
 @lru_cache(maxsize=64)
-def _identity_planes(images, channels):
-    """The plane map of an (images, channels, H, W) input: channel c of image n is plane
-    n * channels + c. Cached (read-only)."""
-    planes = np.arange(images * channels, dtype=np.int64).reshape(images, channels)
-    planes.flags.writeable = False
-    return planes
+def _identity_maps(images, channels, out_channels):
+    """The plane maps of an (images, channels, H, W) input and its (images, out_channels, Ho, Wo)
+    output: channel c of image n is plane n * channels + c. Cached (read-only)."""
+    maps = (np.arange(images * channels, dtype=np.int64).reshape(images, channels),
+            np.arange(images * out_channels, dtype=np.int64).reshape(images, out_channels))
+    for plane_map in maps:
+        plane_map.flags.writeable = False
+    return maps
 
 
 def run_direct(problem, block, threads):
     """Correlate ``problem`` with the direct kernel, ``block`` output rows per parallel item
     (:func:`block_rows` of :func:`kernel_geometry`), on ``threads`` threads (already set). A
-    problem with plane maps reads and writes its channels through them (core.geometry.Problem):
-    its items then take runs of consecutive images, as long as every thread keeps
-    ITEMS_PER_THREAD of them, so that images sharing planes (conv3d's neighbouring output depths)
-    copy each into the strip once."""
+    problem with plane maps reads and writes its channels through them (core.geometry.Problem)."""
     g = problem.geometry
     if problem.planes is None:
         x = problem.x.reshape(g.batch * g.channels, g.height, g.width)
-        planes = _identity_planes(g.batch, g.channels)
+        planes, out_planes = _identity_maps(g.batch, g.channels, g.out_channels)
         out = np.empty(g.out_shape, g.dtype)
-        out_planes = _identity_planes(g.batch, g.out_channels)
-        images_per_item = 1
     else:
         x, planes, out, out_planes = problem.x, problem.planes, problem.out, problem.out_planes
-        blocks = -(-g.out_height // block)
-        images_per_item = max(1, g.batch * g.groups * blocks // (ITEMS_PER_THREAD * threads))
     k = kernel_geometry(g)
     gather_rows, gather_cols = gathered_axes(g)
     left, constant = g.padding[2], NUMPY_PAD_MODES[g.padding_mode] == "constant"
@@ -120,7 +115,7 @@ def run_direct(problem, block, threads):
     correlate_direct(
         x, planes, problem.w, problem.bias, rows, cols, left, problem.fill,
         k.stride[0], k.stride[1], k.dilation[0], k.dilation[1], g.groups,
-        block, images_per_item, first_pass_taps(problem.w[0].size),
+        block, first_pass_taps(problem.w[0].size),
         presets_strips(constant and any(g.padding), cols.shape[0], k.stride[1]),
         runs_unit_rows(problem.w.shape[1:], k.stride[1], k.dilation[1], g.out_width),
         out.reshape(-1, g.out_height, g.out_width), out_planes,
