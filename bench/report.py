@@ -32,13 +32,17 @@ def load(path):
     results = json.loads(Path(path).read_text())
     run = results["fastconv_bench"]
     cells = {}
+    # The tables' cases (images, layers, conv1d/conv3d layers); the gradient, dask and overhead
+    # benchmarks print their own comparisons (bench/grad.py, bench/test_dask.py).
     for entry in [dict(b["extra_info"], median=b["stats"]["median"])
-                  for b in results["benchmarks"] if "library" in b["extra_info"]] + run["skipped"]:
-        cells[(entry["problem"], entry["threads"], entry["library"])] = entry
+                  for b in results["benchmarks"]] + run["skipped"]:
+        if entry.get("kind") in TITLES and "library" in entry:
+            cells[(entry["problem"], entry["threads"], entry["library"])] = entry
     grid = {name: index for index, name in enumerate(run["problems"])}
     problems = {(problem, threads): info for (problem, threads, _), info in cells.items()}
     order = sorted(problems, key=lambda key: (key[1], grid[key[0]]))
     libraries = [name for name in run["libraries"] if any(key[2] == name for key in cells)]
+    libraries += sorted({key[2] for key in cells} - set(libraries))  # the rank tables' peers
     return [problems[key] for key in order], cells, libraries, results
 
 

@@ -49,32 +49,66 @@ def _take_turns():
     return _workqueue
 
 
-@contextmanager
+# The threading layer's own get/set of the calling thread's count (ctypes functions, bound when
+# the pool starts), else Numba's Python functions.
+_get_threads = _set_threads = None
+
+
+def _start_pool():
+    global _get_threads, _set_threads
+    from numba.np.ufunc import parallel
+
+    numba.get_num_threads()  # starts the pool, which binds the layer's functions
+    _get_threads = getattr(parallel, "_get_num_threads", None) or numba.get_num_threads
+    _set_threads = getattr(parallel, "_set_num_threads", None) or numba.set_num_threads
+
+
+class _ThreadCount:
+    """The context manager of :func:`numba_threads`. Numba's get/set_num_threads take two
+    process-wide locks each (to start the pool if needed): a small call (4x4 ``correlate2d``)
+    paid about 3 us for its four calls. Once the pool has started, the threading layer's own
+    functions only read and write the calling thread's count."""
+
+    __slots__ = ("count", "previous", "locked")
+
+    def __init__(self, count):
+        self.count = count
+        self.previous = None
+        self.locked = False
+
+    def __enter__(self):
+        if _forked:
+            raise forked_after_openmp()
+        if _get_threads is None:
+            _start_pool()
+        self.locked = _take_turns()
+        if self.locked:
+            _launch_lock.acquire()
+        try:
+            previous = _get_threads()
+            if previous != self.count:
+                _set_threads(self.count)
+                self.previous = previous
+        except BaseException:
+            if self.locked:
+                _launch_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exception):
+        try:
+            if self.previous is not None:
+                _set_threads(self.previous)
+        finally:
+            if self.locked:
+                _launch_lock.release()
+        return False
+
+
 def numba_threads(count):
-    """Run the body with ``count`` Numba threads, restoring the previous count even on error;
-    one call at a time under the workqueue threading layer."""
-    if _forked:
-        raise forked_after_openmp()
-    if _take_turns():
-        with _launch_lock:
-            with _numba_threads(count):
-                yield
-        return
-    with _numba_threads(count):
-        yield
-
-
-@contextmanager
-def _numba_threads(count):
-    previous = numba.get_num_threads()
-    if count == previous:
-        yield
-        return
-    numba.set_num_threads(count)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """A context manager: the body runs with ``count`` Numba threads, the previous count restored
+    even on error; one call at a time under the workqueue threading layer."""
+    return _ThreadCount(count)
 
 
 _blas_libraries = None

@@ -87,17 +87,12 @@ def _identity_maps(images, channels, out_channels):
     return maps
 
 
-def run_direct(problem, block, threads):
-    """Correlate ``problem`` with the direct kernel, ``block`` output rows per parallel item
-    (:func:`block_rows` of :func:`kernel_geometry`), on ``threads`` threads (already set). A
-    problem with plane maps reads and writes its channels through them (core.geometry.Problem)."""
-    g = problem.geometry
-    if problem.planes is None:
-        x = problem.x.reshape(g.batch * g.channels, g.height, g.width)
-        planes, out_planes = _identity_maps(g.batch, g.channels, g.out_channels)
-        out = np.empty(g.out_shape, g.dtype)
-    else:
-        x, planes, out, out_planes = problem.x, problem.planes, problem.out, problem.out_planes
+@lru_cache(maxsize=256)
+def _kernel_arguments(geometry):
+    """The kernel's arguments that follow from the geometry alone (index maps, left padding or
+    the mark of gathered columns, strides and dilations, the pass options), computed once per
+    geometry: a small call spent about 2 us deriving them."""
+    g = geometry
     k = kernel_geometry(g)
     gather_rows, gather_cols = gathered_axes(g)
     left, constant = g.padding[2], NUMPY_PAD_MODES[g.padding_mode] == "constant"
@@ -112,12 +107,27 @@ def run_direct(problem, block, threads):
         left, constant = cols.shape[0], False  # the kernel's mark of gathered columns
     else:
         cols = axis_map(g.width, g.padding[2], g.padding[3], g.padding_mode)
-    correlate_direct(
-        x, planes, problem.w, problem.bias, rows, cols, left, problem.fill,
-        k.stride[0], k.stride[1], k.dilation[0], k.dilation[1], g.groups,
-        block, first_pass_taps(problem.w[0].size),
-        presets_strips(constant and any(g.padding), cols.shape[0], k.stride[1]),
-        runs_unit_rows(problem.w.shape[1:], k.stride[1], k.dilation[1], g.out_width),
-        out.reshape(-1, g.out_height, g.out_width), out_planes,
-    )
+    cg = g.channels // g.groups
+    return (rows, cols, left, (k.stride[0], k.stride[1], k.dilation[0], k.dilation[1]),
+            first_pass_taps(cg * g.kernel_height * g.kernel_width),
+            presets_strips(constant and any(g.padding), cols.shape[0], k.stride[1]),
+            runs_unit_rows((cg, g.kernel_height, g.kernel_width), k.stride[1], k.dilation[1],
+                           g.out_width))
+
+
+def run_direct(problem, block, threads):
+    """Correlate ``problem`` with the direct kernel, ``block`` output rows per parallel item
+    (:func:`block_rows` of :func:`kernel_geometry`), on ``threads`` threads (already set). A
+    problem with plane maps reads and writes its channels through them (core.geometry.Problem)."""
+    g = problem.geometry
+    if problem.planes is None:
+        x = problem.x.reshape(g.batch * g.channels, g.height, g.width)
+        planes, out_planes = _identity_maps(g.batch, g.channels, g.out_channels)
+        out = np.empty(g.out_shape, g.dtype)
+    else:
+        x, planes, out, out_planes = problem.x, problem.planes, problem.out, problem.out_planes
+    rows, cols, left, steps, first, preset, unit_rows = _kernel_arguments(g)
+    correlate_direct(x, planes, problem.w, problem.bias, rows, cols, left, problem.fill, *steps,
+                     g.groups, block, first, preset, unit_rows,
+                     out.reshape(-1, g.out_height, g.out_width), out_planes)
     return out
