@@ -97,7 +97,7 @@ def _filter(input, weights, output, mode, cval, origin, axes, convolve, threads,
     out = ndimage_output(output, x, complex_output)
     count = threads_count(threads)
     if x.size == 0:
-        return out
+        return out if isinstance(output, np.ndarray) else np.zeros(out.shape, out.dtype)
     w = w.reshape(kernel)
     if convolve:  # flip, and move the centre to the mirrored tap (SciPy's rule for even sizes)
         w = w[(slice(None, None, -1),) * w.ndim]
@@ -111,8 +111,10 @@ def _filter(input, weights, output, mode, cval, origin, axes, convolve, threads,
     ws = np.ascontiguousarray(w, dtype).reshape(1, 1, *w_shape)
     fill = np.asarray(cval, dtype).item()
     result = correlate_nd(xs, ws, pads, all_modes, fill, 1, "auto", count).reshape(x.shape)
-    if not isinstance(output, np.ndarray) and result.dtype == out.dtype:
-        return result  # a new array of the output's dtype: no copy (``out`` is untouched zeros)
+    if not isinstance(output, np.ndarray):
+        if result.dtype == out.dtype:
+            return result  # a new array of the output's dtype: no copy
+        out = np.empty(out.shape, out.dtype)  # ``out`` was a stand-in (see ndimage_output)
     with np.errstate(invalid="ignore"):  # NaN to integers: C's cast, as SciPy's
         np.copyto(out, result, casting="unsafe")
     return out

@@ -52,7 +52,9 @@ SHARED_CONSTANTS = (
              "cost that dominates when a tile has few pixels."),
     Constant("gemm_c", 2.56e-11, "One byte of the GEMM's output tile, read and written once per "
              "call (beta = 1)."),
-    Constant("fold_byte", 1.5e-10, "One byte that conv3d's depth fold copies for a strategy that "
+    # conv3d through im2col less its folded 2-D problem, 2 threads: 0.8-1.4e-10 s per byte over
+    # four problems of 1.6-34 MB (AMD EPYC znver4).
+    Constant("fold_byte", 1.1e-10, "One byte that conv3d's depth fold copies for a strategy that "
              "does not read plane maps: the depth slices gathered into channels and the result "
              "scattered into the output (NumPy copies into new arrays, on one thread)."),
 )
