@@ -14,11 +14,11 @@ or a Numba signature of their own (a new rank compiles nothing):
   the same ``groups``; the bias is added once, by the 2-D strategy. A strategy that ``reads_planes``
   (direct) is handed a map of those slices instead of a copy: it reads them in place and writes each
   output depth in place, so nothing is gathered or scattered (a 128^3 one-channel volume, 3x3x3
-  kernel, 2 threads: 5.80 -> 1.97 ms fp32, 10.54 -> 3.52 ms fp64). Which slice an output depth reads
+  kernel, 2 threads: 4.87 -> 1.91 ms fp32, 8.77 -> 3.41 ms fp64). Which slice an output depth reads
   comes from a depth index map built with ``numpy.pad`` on an index ramp, as rows and columns are
-  (fastconv/_padding.py), so the five padding modes, padding wider than the input included, follow
-  ``numpy.pad`` (-1: the zero fill). Height and width padding are the 2-D problem's own. The padding
-  modes are separable per axis, so this is exact.
+  (fastconv/core/padding.py), so the five padding modes, padding wider than the input included,
+  follow ``numpy.pad`` (-1: the zero fill). Height and width padding are the 2-D problem's own. The
+  padding modes are separable per axis, so this is exact.
 
 The workspace budget holds for every rank: a 3-D call keeps at most half of it
 (``FOLD_SHARE``) for one chunk's gathered input and its 2-D result, chunking the output depths
