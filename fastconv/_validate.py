@@ -1275,7 +1275,8 @@ def check_accuracy(accuracy):
 def check_plan_accuracy(plan, accuracy):
     """A Plan passed as ``method`` with ``accuracy='elementwise'`` must be of an elementwise
     strategy."""
-    if accuracy == "elementwise" and REGISTRY[plan.method].error_model != "elementwise":
+    if (accuracy == "elementwise"
+            and REGISTRY[plan.method].error_model_for(plan.geometry) != "elementwise"):
         raise ValueError(f"`method` must be a Plan of an elementwise-accurate strategy with "
                          f"accuracy='elementwise'; got a Plan of {plan.method!r}. Make it "
                          "with fastconv.plan(..., accuracy='elementwise').")

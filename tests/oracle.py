@@ -29,6 +29,12 @@ LOCAL_TOLERANCE = {
 # per transformed point: its error follows the largest local scale of the plane, not each
 # output's own. Measured at most 1.5 * u * max(scale) (random data, fp32 and fp64).
 WINOGRAD_FACTOR = 8
+# Separable kernels of rank 2 and up (an SVD's factors) are bounded by ||w|| * ||x_window|| of
+# each output's window (fastconv/strategies/separable/detect.py), which the tests' noise-like data
+# and smooth kernels keep within a factor of about two of sum |x| * |w| (``scale``): the window
+# term is that factor times the elementwise tolerance. Rank-1 kernels are elementwise, but the
+# tests take a strategy's worst model.
+WINDOW_FACTOR = 2
 
 
 def check_conv2d(method, x, w, bias, **options):
@@ -114,6 +120,8 @@ def normwise_bound(method, dtype, scale):
         return fft_bound(dtype, scale)
     if error_model == "normwise-tile":
         return winograd_bound(dtype, scale)
+    if error_model == "normwise-window":
+        return WINDOW_FACTOR * LOCAL_TOLERANCE[np.dtype(dtype)] * np.asarray(scale, np.float64)
     assert error_model == "elementwise", error_model
     return 0.0
 

@@ -10,6 +10,7 @@ from scipy import signal
 import fastconv
 from fastconv.strategies import REGISTRY
 
+# Strategies whose error is normwise on some geometry (separable: kernels of rank 2 and up).
 NORMWISE = [name for name, strategy in REGISTRY.items() if strategy.error_model != "elementwise"]
 
 
@@ -23,7 +24,7 @@ def _two_scales():
 
 
 def test_normwise_strategies_are_registered():
-    assert NORMWISE == ["fft", "winograd"]
+    assert NORMWISE == ["fft", "winograd", "separable"]
 
 
 def test_elementwise_keeps_small_outputs_exact():
@@ -46,13 +47,38 @@ def test_elementwise_plan_declines_normwise_strategies():
                       accuracy="elementwise")
     assert p.method in ("direct", "im2col") and p.accuracy == "elementwise"
     for name in NORMWISE:
-        assert p.candidate(name).declined == "its error is normwise (accuracy='elementwise')"
+        if REGISTRY[name].error_model_for(p.geometry) != "elementwise":
+            assert p.candidate(name).declined == "its error is normwise (accuracy='elementwise')"
     assert "accuracy: elementwise" in repr(p)
     assert "accuracy" not in repr(fastconv.plan((1, 64, 28, 28), (64, 64, 3, 3), padding=1))
     x = np.ones((1, 64, 28, 28), np.float32)
     w = np.ones((64, 64, 3, 3), np.float32)
     np.testing.assert_array_equal(fastconv.conv2d(x, w, padding=1, method=p),
                                   fastconv.conv2d(x, w, padding=1, method="direct"))
+
+
+def test_separable_is_elementwise_for_rank_one_kernels_only():
+    # Rank 1: exact factors (their outer product is the kernel), so each output's rounding is
+    # bounded by its own sum |x| * |w|. Rank 2 and up: SVD factors, bounded by the window's norms.
+    g = np.exp(-np.linspace(-3, 3, 31) ** 2 / 2)
+    odd = g * np.linspace(-1, 1, 31)
+    rank_two = np.outer(g, g) + 0.5 * np.outer(odd, odd)
+    for weights, rank, declines in ((np.outer(g, g), 1, False), (rank_two, 2, True)):
+        p = fastconv.plan((1024, 1024), (31, 31), dtype=np.float32, padding="same",
+                          weights=weights, accuracy="elementwise")
+        assert p.geometry.kernel_rank == rank
+        refusal = p.candidate("separable").declined
+        assert (refusal == "its error is normwise (accuracy='elementwise')") == declines, refusal
+        normwise = fastconv.plan((1024, 1024), (31, 31), dtype=np.float32, padding="same",
+                                 weights=weights)
+        assert normwise.candidate("separable").declined is None
+        assert normwise.method == "separable"
+    p = fastconv.plan((1024, 1024), (31, 31), dtype=np.float32, padding="same",
+                      weights=rank_two, method="separable")
+    x = np.ones((1024, 1024), np.float32)
+    with pytest.raises(ValueError, match=r"got a Plan of 'separable'"):
+        fastconv.conv2d(x, rank_two.astype(np.float32), padding="same", method=p,
+                        accuracy="elementwise")
 
 
 def test_forced_normwise_method_is_computed_as_asked():

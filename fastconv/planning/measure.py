@@ -159,7 +159,7 @@ def run_measured(problem, threads, persist=None, accuracy="normwise"):
         key += " accuracy=elementwise"
     winner = _winners.get(key) or _persisted_winner(key, problem.geometry, threads, budget)
     if winner is not None and accuracy == "elementwise" and (
-            REGISTRY[winner[0]].error_model != "elementwise"):
+            REGISTRY[winner[0]].error_model_for(problem.geometry) != "elementwise"):
         winner = None  # a hand-edited cache file
     if winner is None:
         with _measuring:

@@ -218,13 +218,13 @@ def _choose(candidates, dtype):
     return chosen, reason + skipped
 
 
-def _normwise(name):
-    return REGISTRY[name].error_model != "elementwise"
+def _normwise(name, geometry):
+    return REGISTRY[name].error_model_for(geometry) != "elementwise"
 
 
 def _refusal(name, geometry, budget, accuracy="normwise"):
     """The declined Candidate of ``name`` on ``geometry``, or None when it can run it."""
-    if accuracy == "elementwise" and _normwise(name):
+    if accuracy == "elementwise" and _normwise(name, geometry):
         return Candidate(name, None, None, 1, "its error is normwise (accuracy='elementwise')")
     reason = REGISTRY[name].declines(geometry, budget)
     return None if reason is None else Candidate(name, None, None, 1, reason)

@@ -28,14 +28,17 @@ from dataclasses import dataclass
 from ..core.costing import Constant
 from ..core.messages import fail
 
-ERROR_MODELS = ("elementwise", "normwise-transform", "normwise-tile")
+ERROR_MODELS = ("elementwise", "normwise-transform", "normwise-tile", "normwise-window")
 """How a strategy's rounding error is bounded (the tests' tolerance table follows it):
 
 * ``elementwise``: each output within a few units of roundoff of its own ``sum |x| * |w|``;
 * ``normwise-transform``: within ``u * log2(transform points)`` of the largest such sum of its
   output plane (FFT): small outputs next to large ones lose relative accuracy;
 * ``normwise-tile``: within a constant times ``u`` of the largest such sum of its output plane
-  (Winograd's tile transforms)."""
+  (Winograd's tile transforms);
+* ``normwise-window``: within a constant times ``u`` of ``||w|| * ||x_window||`` of each output's
+  own window (separable kernels of rank 2 or more, factored by an SVD): small outputs beside large
+  ones keep their accuracy, but not where the window's terms cancel."""
 
 
 def _no_bound(geometry, threads, constants):
@@ -62,7 +65,11 @@ class Strategy:
     calibration_problems: Callable = tuple
     """() -> geometries timed by ``python -m fastconv calibrate`` to fit ``constants``."""
     error_model: str = "elementwise"
-    """One of ERROR_MODELS."""
+    """One of ERROR_MODELS: the strategy's worst; ``error_model_of`` may refine it per geometry."""
+    error_model_of: Callable | None = None
+    """(geometry) -> one of ERROR_MODELS, for a strategy whose error model depends on the
+    problem (separable: exact factors of a rank-1 kernel are elementwise, an SVD's are not);
+    None: ``error_model`` for every geometry."""
     rounds_integers: bool = False
     """Integer results are rounded from floating point: exact only while values stay small,
     which shapes cannot tell, so 'auto' does not pick the strategy for integer data."""
@@ -75,3 +82,7 @@ class Strategy:
     def __post_init__(self):
         if self.error_model not in ERROR_MODELS:
             fail(ValueError, "error_model", f"one of {ERROR_MODELS}", self.error_model)
+
+    def error_model_for(self, geometry):
+        """The error model of this strategy on ``geometry``."""
+        return self.error_model if self.error_model_of is None else self.error_model_of(geometry)

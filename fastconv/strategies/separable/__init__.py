@@ -27,6 +27,14 @@ def declines(geometry, budget):
     return None
 
 
+def error_model(geometry):
+    """Rank 1 (or unknown: the strategy then declines): factors found by the exact cross test,
+    whose outer product is the kernel, so each output's rounding is bounded by its own
+    ``sum |x| * |w|``. Rank 2 and up: factors from an SVD, whose dropped part and rounding are
+    bounded by ``||w|| * ||x_window||`` (detect.py)."""
+    return "elementwise" if (geometry.kernel_rank or 1) == 1 else "normwise-window"
+
+
 STRATEGY = Strategy(
     name="separable",
     summary="A kernel of rank r (found from the weights, once per weight array) as r sums of a "
@@ -39,6 +47,7 @@ STRATEGY = Strategy(
     run=run_separable,
     constants=model.CONSTANTS,
     calibration_problems=model.calibration_problems,
-    error_model="elementwise",
+    error_model="normwise-window",
+    error_model_of=error_model,
     non_finite_fallback=True,
 )
