@@ -211,6 +211,22 @@ def test_direct_reads_and_writes_depths_in_place_in_chunks(padding_mode, rng):
     assert (plan.reduction.chunks, plan.remainder) == (1, None)
 
 
+def test_nd_plans_are_memoised_per_budget():
+    # A repeated conv3d call finds its plan (reduction included) instead of planning again; a
+    # call under another budget plans its own.
+    from fastconv.planning.ranks import plan_nd
+
+    problem, _ = nd_problem(np.ones((1, 2, 40, 6, 7)), np.ones((3, 2, 3, 3, 3)), None, 3, 1, 1,
+                            1, 1, "reflect")
+    first = plan_nd(problem.geometry, "auto", 2)
+    assert plan_nd(problem.geometry, "auto", 2) is first
+    with fastconv.workspace_budget(2**16):
+        small = plan_nd(problem.geometry, "direct", 2)
+        assert small.workspace_budget < first.workspace_budget
+        assert plan_nd(problem.geometry, "direct", 2) is small
+    assert plan_nd(problem.geometry, "direct", 2) is not small
+
+
 def test_chunks_are_as_equal_as_they_can_be():
     problem, _ = nd_problem(np.ones((1, 4, 64, 64, 64), np.float32),
                             np.ones((8, 4, 5, 5, 5), np.float32), None, 3, 1, 0, 1, 1, "zeros")
