@@ -31,7 +31,8 @@ EXTREME = [
 # code touched for the first time).
 SLACK = 16 * 2**20
 
-CHILD = """
+# The start of every child script: fastconv and the resident-set reader.
+PRELUDE = """
 import json, sys
 import numpy as np
 import fastconv
@@ -41,7 +42,9 @@ def status(key):
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
+"""
 
+CHILD = PRELUDE + """
 x, k = np.ones((16, 16), np.float32), np.ones((3, 3), np.float32)
 results = []
 for method in ["auto", *fastconv.METHODS]:
@@ -63,14 +66,19 @@ print(json.dumps(results))
 """
 
 
+def _run_child(code, *args):
+    """The JSON a child script prints last, run in a new process on this checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=900, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
                     reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
 def test_extreme_geometries_stay_within_budget():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(EXTREME)], env=env,
-                          capture_output=True, text=True, timeout=600, check=True)
-    results = json.loads(done.stdout.splitlines()[-1])
+    results = _run_child(CHILD, json.dumps(EXTREME))
     assert len(results) == len(EXTREME) * (1 + len(fastconv.METHODS))
     limit = fastconv.get_workspace_budget() + SLACK
     for method, options, extra, outcome in results:
@@ -99,17 +107,7 @@ def test_axis_sources_match_numpy_pad(mode):
                 np.testing.assert_array_equal(got, expected, err_msg=f"{size} {before} {after}")
 
 
-VOLUME_CHILD = """
-import json, sys
-import numpy as np
-import fastconv
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-
+VOLUME_CHILD = PRELUDE + """
 fastconv.conv3d(np.ones((9, 9, 9), np.float32), np.ones((7, 7, 7), np.float32), padding=3)
 x = np.ones((512, 512, 512), np.float32)
 w = np.full((7, 7, 7), 1 / 343, np.float32)
@@ -133,11 +131,7 @@ print(json.dumps(results))
 def test_a_512_cube_volume_runs_within_its_output_plus_the_budget():
     # conv3d's depth fold chunks its gathers (or reads in place) so that a 512^3 float32 volume
     # (512 MiB) with a 7^3 kernel needs its 512 MiB output plus the workspace budget.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", VOLUME_CHILD, "auto", "direct", "fft"],
-                          env=env, capture_output=True, text=True, timeout=900, check=True)
-    results = json.loads(done.stdout.splitlines()[-1])
+    results = _run_child(VOLUME_CHILD, "auto", "direct", "fft")
     limit = fastconv.get_workspace_budget() + SLACK
     for method, ran, extra, output, error in results:
         assert extra - output <= limit, f"{method} ({ran}): +{(extra - output) / 2**20:.0f} MiB"
