@@ -53,7 +53,7 @@ from .core import workspace
 from .planning.execute import execute
 from .planning.measure import run_measured
 from .planning.plan import Plan, make_plan, memoised
-from .planning.ranks import correlate_nd, plan_nd
+from .planning.ranks import correlate_nd, plan_nd, ranked
 
 
 def _run(problem, method, threads, persist, accuracy="normwise"):
@@ -177,7 +177,7 @@ def _conv_nd(rank, input, weight, bias, stride, padding, dilation, groups, paddi
                                padding_mode)
     g = problem.geometry
     if isinstance(method, Plan):
-        check_nd_plan(method, g)
+        check_nd_plan(method, g, problem.w)
     out = correlate_nd(problem.x, problem.w, problem.bias, g.stride, g.dilation, g.padding,
                        g.padding_mode, g.groups, method, count, persist)
     if lead is None:
@@ -526,9 +526,11 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         strategy can be priced. The rank is detected once per weight array (cached); the plan
         stays a pure function of its inputs, the weights' values included.
     kernel_rank : int, optional
-        A rank hint instead of ``weights``: the largest rank of the ``(kh, kw)`` kernel slices.
-        A plan made with it runs only weights of at most that rank (``conv2d`` checks). Without
-        either, the rank is unknown and the ``separable`` strategy declines.
+        A rank hint instead of ``weights``: the largest rank of the ``(kh, kw)`` kernel slices
+        (for :func:`conv3d`, of each depth tap's slice; :func:`conv1d` kernels are one pass and
+        ignore it). A plan made with it runs only weights of at most that rank (``conv2d`` and
+        ``conv3d`` check). Without either, the rank is unknown and the ``separable`` strategy
+        declines.
     accuracy : {'normwise', 'elementwise'}
         As in :func:`conv2d`: with ``'elementwise'``, 'auto' treats the normwise strategies
         (``fft``, ``winograd``) as declined.
@@ -595,8 +597,14 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         if spatial_rank != 2:
             xc, wc, _ = nd_shapes(x_shape, w_shape, groups, spatial_rank,
                                   names=("input_shape", "weight_shape"))
+            compute_dtype = nd_plan_dtype(dtype, spatial_rank)
             nd = nd_geometry(xc, wc, groups, stride, padding, dilation, padding_mode,
-                             nd_plan_dtype(dtype, spatial_rank))
+                             compute_dtype)
+            hint = rank_hint(kernel_rank, weights)
+            if weights is not None:
+                nd = ranked(nd, plan_weights(weights, weight_shape, wc, compute_dtype))
+            elif hint is not None and spatial_rank == 3:
+                nd = replace(nd, kernel_rank=hint)
             return plan_nd(nd, method, count)
         x4, w4, _ = layer_shapes(x_shape, w_shape, groups, names=("input_shape", "weight_shape"))
         compute_dtype = plan_dtype(dtype)

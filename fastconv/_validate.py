@@ -587,14 +587,20 @@ def output_shape_geometry(input_shape, weight_shape, stride, padding, dilation):
     return input_shape, weight_shape, geometry
 
 
-def check_nd_plan(plan, nd):
-    """Check that a Plan passed as ``method`` to conv1d/conv3d was made for this call."""
-    if plan.reduction is None or plan.reduction.nd != nd:
-        made = plan.reduction.text.split(";")[0] if plan.reduction is not None else "a conv2d call"
-        needs = reduce_nd(nd, plan.workspace_budget).text.split(";")[0]
-        raise ValueError(f"`method` must be a Plan made for this call's problem; the plan is for "
-                         f"{made}, the call needs {needs}. Make one with fastconv.plan(...) for "
-                         "these shapes and options.")
+def check_nd_plan(plan, nd, w):
+    """Check that a Plan passed as ``method`` to conv1d/conv3d was made for this call (``w``
+    its canonical weights: a plan made for a kernel rank runs only weights of at most that
+    rank)."""
+    if plan.reduction is not None and replace(plan.reduction.nd, kernel_rank=None) == nd:
+        if plan.geometry.kernel_rank is not None:  # ranks 2 and 3: the slices the engine runs
+            slices = w.reshape(plan.geometry.out_channels, -1, *w.shape[-2:])
+            _check_plan_rank(plan, replace(plan.geometry, kernel_rank=None), slices)
+        return
+    made = plan.reduction.text.split(";")[0] if plan.reduction is not None else "a conv2d call"
+    needs = reduce_nd(nd, plan.workspace_budget).text.split(";")[0]
+    raise ValueError(f"`method` must be a Plan made for this call's problem; the plan is for "
+                     f"{made}, the call needs {needs}. Make one with fastconv.plan(...) for these "
+                     "shapes and options.")
 
 
 def budget_bytes(nbytes):

@@ -340,7 +340,9 @@ def choose_conv_method(in1, in2, mode="full", measure=False, *, threads=None):
     Notes
     -----
     Integer inputs whose results could exceed 2**52 (SciPy's bound) and bool inputs get
-    'direct'. The plan is made from the shapes, and reads values only for that bound.
+    'direct'. The plan is made from the shapes and from ``in2``'s numerical rank (a separable
+    kernel such as a Gaussian or a box runs as 1-D passes, which sum products directly), as the
+    call would make it; ``in1``'s values are read only for that bound.
 
     Examples
     --------
@@ -348,8 +350,11 @@ def choose_conv_method(in1, in2, mode="full", measure=False, *, threads=None):
     >>> from fastconv import signal
     >>> signal.choose_conv_method(np.ones(100000), np.ones(5), "same")
     'direct'
-    >>> signal.choose_conv_method(np.ones((512, 512)), np.ones((63, 63)), "same")
+    >>> kernel = np.random.default_rng(0).standard_normal((63, 63))
+    >>> signal.choose_conv_method(np.ones((512, 512)), kernel, "same")
     'fft'
+    >>> signal.choose_conv_method(np.ones((512, 512)), np.ones((63, 63)), "same")  # rank 1
+    'direct'
     """
     a, b = np.asarray(in1), np.asarray(in2)
     count = threads_count(threads)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from oracle import assert_close_nd
 from scipy import signal as scipy_signal
 
+import fastconv
 from fastconv import signal
 
 SHAPES = [  # (in1, in2): ranks 1-3, kernels shorter, longer, even, and mixed per axis
@@ -176,7 +177,12 @@ def test_fftconvolve_empty_and_scalars():
 
 def test_choose_conv_method():
     assert signal.choose_conv_method(np.ones(100000), np.ones(5), "same") == "direct"
-    assert signal.choose_conv_method(np.ones((512, 512)), np.ones((63, 63)), "same") == "fft"
+    dense = np.random.default_rng(0).standard_normal((63, 63))
+    assert signal.choose_conv_method(np.ones((512, 512)), dense, "same") == "fft"
+    # A box is rank 1: the separable strategy's passes sum the products directly.
+    assert signal.choose_conv_method(np.ones((512, 512)), np.ones((63, 63)), "same") == "direct"
+    assert fastconv.plan((512, 512), (63, 63), padding="same", weights=np.ones((63, 63)),
+                         dtype=np.float64).method == "separable"
     assert signal.choose_conv_method(np.ones(8, bool), np.ones(3, bool)) == "direct"
     method, times = signal.choose_conv_method(np.ones(300), np.ones(30), measure=True)
     assert method in ("fft", "direct") and set(times) == {"fft", "direct"}

@@ -119,6 +119,9 @@ class NdGeometry:
     groups: int
     padding_mode: str
     dtype: np.dtype
+    kernel_rank: int | None = None
+    """The largest numerical rank of the 2-D kernel slices the engine runs (ranks 2 and 3: the
+    (kh, kw) slices, each depth tap of a 3-D kernel its own), as ``Geometry.kernel_rank``."""
 
     @property
     def rank(self):

@@ -54,7 +54,9 @@ persist, fill)``
     The :class:`Reduction` itself: the 2-D geometry of one chunk, the chunking and its text.
 """
 
+import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -63,6 +65,7 @@ from ..core.messages import cannot_run
 from ..core.padding import axis_map
 from ..core.workspace import get_budget
 from ..strategies import REGISTRY
+from ..strategies.separable.detect import detection, worth_detecting_slices
 from .execute import execute
 from .measure import run_measured
 from .plan import Plan, make_plan, memoised
@@ -107,6 +110,26 @@ class Reduction:
         return replace(self.geometry, batch=batch)
 
 
+def ranked(nd, w):
+    """``nd`` with the kernel rank of its weights ``w`` (canonical, of the compute dtype): the
+    largest rank of the 2-D slices the engine runs (rank 3: each depth tap's (kh, kw) slice),
+    detected where conv2d's validation would (separable/detect.py; cached per weight array), so
+    the separable strategy serves every rank and drop-in. Rank 1 kernels are one pass already."""
+    if nd.rank == 1:
+        return nd
+    k, cg, *kernel = w.shape
+    pixels = nd.input_shape[0] * math.prod(nd.out_spatial)
+    if not worth_detecting_slices(kernel[-2], kernel[-1], w.size, pixels):
+        return nd
+    slices = w if nd.rank == 2 else w.reshape(k, cg * kernel[0], *kernel[1:])
+    return _with_rank(nd, detection(slices).rank)
+
+
+@lru_cache(maxsize=256)
+def _with_rank(nd, rank):
+    return replace(nd, kernel_rank=rank)
+
+
 def _padding4(pairs):
     return tuple(int(n) for pair in pairs for n in pair)
 
@@ -121,7 +144,7 @@ def reduce_nd(nd, budget, gathers=True):
         g = Geometry(batch=n, channels=c, height=spatial[0], width=spatial[1],
                      kernel_height=kernel[0], kernel_width=kernel[1],
                      padding=_padding4(nd.padding), stride=nd.stride, dilation=nd.dilation,
-                     **common)
+                     kernel_rank=nd.kernel_rank, **common)
         return Reduction(nd, g, n, 1, 1, budget, "")
     function = FUNCTIONS[nd.rank]
     head = (f"{function}: {nd.input_shape} * {nd.weight_shape} -> {nd.out_shape} {nd.dtype}, "
@@ -153,7 +176,7 @@ def reduce_nd(nd, budget, gathers=True):
     g = Geometry(batch=images * depths, channels=c * kd, height=height, width=width,
                  kernel_height=kernel[1], kernel_width=kernel[2],
                  padding=_padding4(nd.padding[1:]), stride=nd.stride[1:],
-                 dilation=nd.dilation[1:], **common)
+                 dilation=nd.dilation[1:], kernel_rank=nd.kernel_rank, **common)
     inner = budget - budget // FOLD_SHARE
     read = (f"{per_depth * images * depths / 2**20:.3g} MiB copied per problem, in the "
             f"estimates of the strategies that gather" if gathers
@@ -228,6 +251,8 @@ def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", gr
     nd = NdGeometry(input_shape=x.shape, weight_shape=w.shape, stride=tuple(stride),
                     dilation=tuple(dilation), padding=tuple(tuple(p) for p in padding),
                     groups=groups, padding_mode=padding_mode, dtype=x.dtype)
+    if not isinstance(method, Plan):
+        nd = ranked(nd, w)
     if method == "measure":
         reduction = reduce_nd(nd, get_budget())
 

@@ -267,6 +267,44 @@ def test_auto_picks_separable_for_a_large_gaussian_not_for_a_random_kernel(rng):
     assert fastconv.last_method() == "separable"
 
 
+def test_every_rank_and_drop_in_finds_the_rank(rng):
+    # The N-D engine carries the rank of the 2-D slices it runs: the drop-ins and conv3d (each
+    # depth tap's slice of a separable volume kernel) are priced with it too.
+    from scipy import ndimage as scipy_ndimage
+
+    from fastconv import ndimage as fastconv_ndimage
+    from fastconv import signal as fastconv_signal
+
+    image = rng.standard_normal((300, 320))
+    w2 = np.outer(gaussian(21), gaussian(21))
+    got = fastconv_ndimage.correlate(image, w2, mode="mirror")
+    assert fastconv.last_method() == "separable"
+    np.testing.assert_allclose(got, scipy_ndimage.correlate(image, w2, mode="mirror"),
+                               rtol=0, atol=1e-13)
+    got = fastconv_signal.convolve(image, w2, "same")
+    assert fastconv.last_method() == "separable"
+    np.testing.assert_allclose(got, signal.convolve(image, w2, "same"), rtol=0, atol=1e-13)
+    volume = rng.standard_normal((40, 48, 56))
+    w3 = gaussian(5)[:, None, None] * np.outer(gaussian(15), gaussian(13))
+    got = fastconv_ndimage.correlate(volume, w3, mode="reflect")
+    assert fastconv.last_method() == "separable"
+    np.testing.assert_allclose(got, scipy_ndimage.correlate(volume, w3, mode="reflect"),
+                               rtol=0, atol=1e-13)
+    plan = fastconv.plan(volume.shape, w3.shape, padding="same", rank=3, weights=w3,
+                         dtype=np.float64)
+    assert plan.geometry.kernel_rank == 1 and plan.method == "separable"
+    assert "kernel rank 1" in repr(plan)
+    assert plan == fastconv.plan(volume.shape, w3.shape, padding="same", rank=3, kernel_rank=1,
+                                 dtype=np.float64)
+    got = fastconv.conv3d(volume, w3, padding="same", method=plan)
+    np.testing.assert_allclose(got, fastconv.conv3d(volume, w3, padding="same",
+                                                    method="direct"), rtol=0, atol=1e-13)
+    dense = rng.standard_normal(w3.shape)
+    with pytest.raises(ValueError, match="`method` must be a Plan made for weights of rank at "
+                       "most 1; got weights of rank 13"):
+        fastconv.conv3d(volume, dense, padding="same", method=plan)
+
+
 def test_plan_is_pure_and_shows_the_rank(rng):
     g = gaussian(31).astype(np.float32)
     w = np.outer(g, g)

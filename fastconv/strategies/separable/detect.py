@@ -261,10 +261,17 @@ def worth_detecting(geometry):
     weight, so that hashing them (about 1 ns per byte) stays a small fraction of any method's
     time; the separable strategy cannot win on dense layers over small images anyway."""
     g = geometry
-    if min(g.kernel_height, g.kernel_width) < 2:
-        return False
     weights = g.out_channels * (g.channels // g.groups) * g.kernel_height * g.kernel_width
-    return weights <= DETECT_ALWAYS or g.batch * g.out_height * g.out_width >= DETECT_OUTPUTS
+    return worth_detecting_slices(g.kernel_height, g.kernel_width, weights,
+                                  g.batch * g.out_height * g.out_width)
+
+
+def worth_detecting_slices(kernel_height, kernel_width, weights, pixels):
+    """:func:`worth_detecting` from the numbers it reads: the 2-D slices' size, the count of
+    weights and the output pixels per output channel (of every image)."""
+    if min(kernel_height, kernel_width) < 2:
+        return False
+    return weights <= DETECT_ALWAYS or pixels >= DETECT_OUTPUTS
 
 
 DETECT_ALWAYS = 4096
