@@ -21,7 +21,7 @@ from .core.messages import Shown
 from .core.messages import fail as _fail
 from .core.workspace import get_budget
 from .planning.plan import Plan
-from .planning.ranks import reduce_nd
+from .planning.ranks import ranked, reduce_nd
 from .strategies import REGISTRY, methods
 from .strategies.separable.detect import detection, worth_detecting
 
@@ -591,9 +591,17 @@ def check_nd_plan(plan, nd, w):
     """Check that a Plan passed as ``method`` to conv1d/conv3d was made for this call (``w``
     its canonical weights: a plan made for a kernel rank runs only weights of at most that
     rank)."""
-    if plan.reduction is not None and replace(plan.reduction.nd, kernel_rank=None) == nd:
-        if plan.geometry.kernel_rank is not None:  # ranks 2 and 3: the slices the engine runs
-            slices = w.reshape(plan.geometry.out_channels, -1, *w.shape[-2:])
+    if plan.reduction is not None and replace(plan.reduction.nd, kernel_rank=None,
+                                              outer_product=False) == nd:
+        if plan.reduction.depth_pass is not None:
+            if not ranked(nd, w).outer_product:
+                _fail(ValueError, "method", "a Plan made for weights whose slices are outer "
+                      "products of a depth, a height and a width factor (it runs three passes)",
+                      Shown("weights that are not"),
+                      "Make the plan with fastconv.plan(..., weights=weight).")
+        elif plan.geometry.kernel_rank is not None:  # the 2-D slices the engine runs
+            k = nd.weight_shape[0]
+            slices = w.reshape(k, -1, *w.shape[-2:])
             _check_plan_rank(plan, replace(plan.geometry, kernel_rank=None), slices)
         return
     made = plan.reduction.text.split(";")[0] if plan.reduction is not None else "a conv2d call"

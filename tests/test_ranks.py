@@ -221,6 +221,87 @@ def test_direct_reads_and_writes_depths_in_place_in_chunks(padding_mode, rng):
     assert (plan.reduction.chunks, plan.remainder) == (1, None)
 
 
+def _outer_products(rng, k, kernel, dtype=np.float64):
+    """Weights (k, 1, kd, kh, kw), each slice an outer product of random 1-D factors."""
+    kd, kh, kw = kernel
+    return (rng.standard_normal((k, 1, kd, 1, 1)) * rng.standard_normal((k, 1, 1, kh, 1))
+            * rng.standard_normal((k, 1, 1, 1, kw))).astype(dtype)
+
+
+@pytest.mark.parametrize("padding_mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_outer_product_kernels_run_as_three_passes(dtype, padding_mode, rng):
+    # Depthwise (multiplier 2) kernels that are outer products: a depth pass, then each output
+    # depth plane's (kh, kw) passes; padding wider than the input, stride and dilation per axis.
+    x = rng.standard_normal((2, 3, 7, 9, 8)).astype(dtype)
+    w = _outer_products(rng, 6, (4, 3, 5), dtype)
+    bias = rng.standard_normal(6).astype(dtype)
+    cases = [dict(padding="same"), dict(padding=((9, 2), (1, 0), (3, 11)), stride=(2, 1, 3),
+                                        dilation=(2, 3, 1))]
+    for options in cases:
+        options.update(groups=3, padding_mode=padding_mode)
+        plan = fastconv.plan(x.shape, w.shape, weights=w, dtype=dtype, method="separable",
+                             **options)
+        assert plan.reduction.depth_pass is not None and "three passes" in repr(plan)
+        check_conv_nd("separable", x, w, bias, **options)
+        check_conv_nd(plan, x, w, bias, **options)
+
+
+def test_three_passes_in_chunks_within_a_tiny_budget(rng):
+    # One channel's intermediate and result fit half of 256 KiB: chunks of channels of one
+    # image, the last smaller (its own plans), give the one-chunk result.
+    x = rng.standard_normal((2, 5, 12, 16, 16))
+    w = _outer_products(rng, 5, (3, 5, 5))
+    bias = rng.standard_normal(5)
+    options = dict(padding=2, groups=5, padding_mode="reflect")
+    with fastconv.workspace_budget(2**18):
+        plan = fastconv.plan(x.shape, w.shape, weights=w, dtype=x.dtype, method="separable",
+                             **options)
+        reduction = plan.reduction
+        assert (reduction.images, reduction.channels, reduction.chunks) == (1, 2, 6)
+        assert reduction.depth_pass[1] is not None and plan.remainder is not None
+        check_conv_nd("separable", x, w, bias, **options)
+
+
+def test_three_passes_pick_and_price(rng):
+    # 'auto' runs a large Gaussian volume as passes (51 multiply-adds per output for 17^3, not
+    # 4913); plans made for passes run only weights that are outer products; a constant fill
+    # (ndimage's cval) passes the depth pass as fill * sum(depth factor).
+    g = np.exp(-np.linspace(-3, 3, 17) ** 2 / 2)
+    gauss = g[:, None, None] * np.outer(g, g)
+    x = rng.standard_normal((40, 44, 48))
+    plan = fastconv.plan(x.shape, gauss.shape, rank=3, padding="same", weights=gauss,
+                         dtype=x.dtype)
+    assert plan.reduction.depth_pass is not None
+    got = fastconv.conv3d(x, gauss, padding="same", method=plan)
+    expected = ndimage.correlate(x, gauss, mode="constant")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(gauss).sum())
+    folded = rng.standard_normal(gauss.shape[:1])[:, None, None] * np.outer(g, g[::-1] + 1)
+    folded[1] = np.outer(g + 1, g)  # each slice rank 1, not one outer product of three factors
+    with pytest.raises(ValueError, match="`method` must be a Plan made for weights whose slices "
+                       "are outer products of a depth, a height and a width factor"):
+        fastconv.conv3d(x, folded, padding="same", method=plan)
+    from fastconv import ndimage as fastconv_ndimage
+
+    got = fastconv_ndimage.correlate(x, gauss, mode="constant", cval=2.5)
+    np.testing.assert_allclose(got, ndimage.correlate(x, gauss, mode="constant", cval=2.5),
+                               rtol=0, atol=1e-12 * np.abs(gauss).sum())
+
+
+def test_three_passes_leave_non_finite_data_to_direct(rng):
+    x = rng.standard_normal((1, 1, 12, 13, 14))
+    x[0, 0, 5, 6, 7] = np.inf
+    x[0, 0, 2, 3, 3] = np.nan
+    w = _outer_products(rng, 1, (3, 3, 3))
+    w[0, 0, 1] = 0  # a zero depth tap: direct makes 0 * inf = NaN there, as the oracle does
+    got = fastconv.conv3d(x, w, padding=1, method="separable")
+    expected = fastconv.conv3d(x, w, padding=1, method="direct")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=0, atol=1e-12)
+
+
 def test_nd_plans_are_memoised_per_budget():
     # A repeated conv3d call finds its plan (reduction included) instead of planning again; a
     # call under another budget plans its own.

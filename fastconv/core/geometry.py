@@ -122,6 +122,9 @@ class NdGeometry:
     kernel_rank: int | None = None
     """The largest numerical rank of the 2-D kernel slices the engine runs (ranks 2 and 3: the
     (kh, kw) slices, each depth tap of a 3-D kernel its own), as ``Geometry.kernel_rank``."""
+    outer_product: bool = False
+    """Rank 3, one input channel per group: every (k, c) kernel slice is the outer product of a
+    depth, a height and a width factor (a 3-D Gaussian or box), so it runs as three passes."""
 
     @property
     def rank(self):

@@ -292,16 +292,22 @@ def test_every_rank_and_drop_in_finds_the_rank(rng):
                                rtol=0, atol=1e-13)
     plan = fastconv.plan(volume.shape, w3.shape, padding="same", rank=3, weights=w3,
                          dtype=np.float64)
-    assert plan.geometry.kernel_rank == 1 and plan.method == "separable"
-    assert "kernel rank 1" in repr(plan)
-    assert plan == fastconv.plan(volume.shape, w3.shape, padding="same", rank=3, kernel_rank=1,
-                                 dtype=np.float64)
-    got = fastconv.conv3d(volume, w3, padding="same", method=plan)
-    np.testing.assert_allclose(got, fastconv.conv3d(volume, w3, padding="same",
-                                                    method="direct"), rtol=0, atol=1e-13)
+    assert plan.geometry.kernel_rank == 1 and plan.reduction.depth_pass is not None
+    assert "kernel rank 1" in repr(plan) and "three passes" in repr(plan)
+    # A hint gives the slices' rank only (not that they are one outer product): folded.
+    hinted = fastconv.plan(volume.shape, w3.shape, padding="same", rank=3, kernel_rank=1,
+                           dtype=np.float64, method="separable")
+    assert hinted.geometry.kernel_rank == 1 and hinted.reduction.depth_pass is None
+    for made in (plan, hinted):
+        got = fastconv.conv3d(volume, w3, padding="same", method=made)
+        np.testing.assert_allclose(got, fastconv.conv3d(volume, w3, padding="same",
+                                                        method="direct"), rtol=0, atol=1e-13)
     dense = rng.standard_normal(w3.shape)
     with pytest.raises(ValueError, match="`method` must be a Plan made for weights of rank at "
                        "most 1; got weights of rank 13"):
+        fastconv.conv3d(volume, dense, padding="same", method=hinted)
+    with pytest.raises(ValueError, match="`method` must be a Plan made for weights whose "
+                       "slices are outer products"):
         fastconv.conv3d(volume, dense, padding="same", method=plan)
 
 
