@@ -14,6 +14,8 @@ processes spoils a round of all of them alike); the table shows medians and the 
 * ``fastconv.correlate2d``: ``correlate2d(x, outer(g, g), "same", "symm")`` (auto), and
   ``before``: the same call with the plan fastconv made before the separable strategy (from the
   shapes alone: the rank unknown, so every other strategy competes as before);
+* ``gaussian_filter``: ``fastconv.ndimage.gaussian_filter`` and SciPy's, the same Gaussian by its
+  sigma and radius (``mode="mirror"``; Gaussian rows only);
 * ``copy``: ``np.copyto`` of the image: reading and writing it once, the memory bound two passes
   should approach. ``GB/s`` is (input + output bytes) / median time for fastconv.conv2d and copy.
 
@@ -42,6 +44,21 @@ def gaussian(k):
     t = np.arange(k) - (k - 1) / 2
     g = np.exp(-(t**2) / (2 * (k / 6) ** 2))
     return g / g.sum()
+
+
+def gaussian_filters(label, x):
+    """fastconv's and SciPy's ``gaussian_filter`` of ``x`` for a Gaussian workload (sigma k / 6,
+    radius k // 2, as :func:`gaussian`), or none for the box."""
+    from scipy import ndimage
+
+    from fastconv import ndimage as fastconv_ndimage
+
+    if "gauss" not in label:
+        return {}
+    k = int(label.split("gauss")[1].split("^")[0])
+    options = dict(sigma=k / 6, radius=k // 2, mode="mirror")
+    return {"fastconv gaussian_filter": lambda: fastconv_ndimage.gaussian_filter(x, **options),
+            "scipy gaussian_filter": lambda: ndimage.gaussian_filter(x, **options)}
 
 
 def workloads():
@@ -138,6 +155,7 @@ def main():
         for label, size, dtype, g in volume_workloads() if args.volumes else workloads():
             x = rng.standard_normal((size,) * (3 if args.volumes else 2)).astype(dtype)
             calls, before = (volume_libraries if args.volumes else libraries)(x, g)
+            calls.update(gaussian_filters(label, x))
             (check_volume if args.volumes else check)(calls, x, g)
             calls["fastconv.conv2d"]()
             chosen = fastconv.last_method()

@@ -126,13 +126,15 @@ def test_peak_memory_is_output_plus_budget():
 def test_kernel_spectra_are_cached_per_weights(monkeypatch, rng):
     clear_spectrum_cache()
     calls = []
-    original = runner.kernel_spectra
+    from fastconv.strategies.fft import kernels
+
+    original = kernels.kernel_spectra
 
     def counting(*args):
         calls.append(args[0].shape)
         return original(*args)
 
-    monkeypatch.setattr(runner, "kernel_spectra", counting)
+    monkeypatch.setattr(kernels, "kernel_spectra", counting)
     x = rng.standard_normal((2, 3, 40, 40))
     w = rng.standard_normal((4, 3, 7, 7))
     first = fastconv.conv2d(x, w, method="fft")

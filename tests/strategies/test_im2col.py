@@ -17,7 +17,7 @@ from threadpoolctl import ThreadpoolController
 import fastconv
 from fastconv._validate import conv2d_problem
 from fastconv.core.geometry import PADDING_MODES, Geometry
-from fastconv.strategies.im2col import runner
+from fastconv.strategies.im2col import kernels, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -178,7 +178,7 @@ def test_pointwise_uses_the_input_as_it_is(dtype, monkeypatch, rng):
     bias = rng.standard_normal(5).astype(dtype)
     problem, _ = conv2d_problem(x, w, bias, 1, 0, 1, 1, "zeros")
     assert runner.is_pointwise(problem.geometry)
-    monkeypatch.setattr(runner, "correlate_unfolded", None)  # must not be reached
+    monkeypatch.setattr(kernels, "correlate_unfolded", None)  # must not be reached
     _check(x, w, bias)
     _check(x[:, :, ::2, ::-1], w[:, :, :, :], bias)
     with fastconv.workspace_budget(2**16):
@@ -233,13 +233,13 @@ def test_blas_runs_single_threaded_inside_and_limits_are_restored(monkeypatch, r
         pytest.skip("needs 2 Numba threads")
     seen = []
     for name in ("correlate_unfolded", "correlate_pointwise"):
-        kernel = getattr(runner, name)
+        kernel = getattr(kernels, name)
 
         def spy(*args, kernel=kernel):
             seen.append(([library.num_threads for library in _blas()], numba.get_num_threads()))
             return kernel(*args)
 
-        monkeypatch.setattr(runner, name, spy)
+        monkeypatch.setattr(kernels, name, spy)
     x = rng.standard_normal((2, 8, 40, 40))
     w = rng.standard_normal((8, 8, 3, 3))
     x1 = rng.standard_normal((2, 32, 40, 40))
@@ -252,7 +252,7 @@ def test_blas_runs_single_threaded_inside_and_limits_are_restored(monkeypatch, r
             fastconv.conv2d(x1, w1, method="im2col", threads=2)
             assert [library.num_threads for library in _blas()] == [2] * len(_blas())
             assert numba.get_num_threads() == 1
-            monkeypatch.setattr(runner, "correlate_unfolded", _raise)
+            monkeypatch.setattr(kernels, "correlate_unfolded", _raise)
             with pytest.raises(RuntimeError, match="kernel failed"):
                 fastconv.conv2d(x, w, padding=1, method="im2col", threads=2)
             assert [library.num_threads for library in _blas()] == [2] * len(_blas())

@@ -14,13 +14,15 @@ from ...core.padding import index_maps
 from ...core.threads import blas_threads
 from ...core.workspace import aligned_empty, largest_fitting
 from . import gemm
-from .kernels import (
-    correlate_implicit,
-    correlate_pointwise,
-    correlate_pointwise_implicit,
-    correlate_unfolded,
-    pack_panels,
-)
+
+
+def _kernels():
+    """The compiled kernels, imported on first use: they register SciPy's BLAS (core/blas.py),
+    whose import of scipy.linalg was 0.09 s of ``import fastconv``."""
+    from . import kernels
+
+    return kernels
+
 
 # SciPy's BLAS is LP64: sizes and leading dimensions are 32-bit ints.
 BLAS_INT_MAX = 2**31 - 1
@@ -296,7 +298,7 @@ def _run_pointwise(problem, tiling, trans, out):
     g = problem.geometry
     pixels = g.height * g.width
     cg = g.channels // g.groups
-    correlate_pointwise(
+    _kernels().correlate_pointwise(
         problem.x.reshape(g.batch, g.channels, pixels), problem.w.reshape(g.out_channels, cg),
         problem.bias, g.groups, tiling.chunk, tiling.tile, tiling.k_block,
         np.empty((tiling.slots, 6), np.int32), np.empty((tiling.slots, 2), g.dtype), trans,
@@ -510,7 +512,7 @@ def _run_pointwise_implicit(problem, tiling):
     pixels = g.height * g.width
     cg = g.channels // g.groups
     out = np.empty(g.out_shape, g.dtype)
-    correlate_pointwise_implicit(
+    _kernels().correlate_pointwise_implicit(
         problem.x.reshape(g.batch, g.channels, pixels), pack_weights(problem.w, g.groups),
         problem.bias, np.arange(cg, dtype=np.int64) * tiling.stride, g.groups, tiling.tile,
         # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
@@ -537,7 +539,7 @@ def pack_weights(w, groups):
     kgp = -(-(k_total // groups) // panel) * panel
     depth = cg * kh * kw
     packed = aligned_empty((groups, kgp // panel, depth, panel), w.dtype)
-    pack_panels(w.reshape(k_total, depth), groups, packed)
+    _kernels().pack_panels(w.reshape(k_total, depth), groups, packed)
     return packed.reshape(groups, kgp * depth)
 
 
@@ -551,7 +553,7 @@ def _run_implicit(problem, tiling):
                + np.arange(kw) * g.dilation[1]).ravel()
     rows, cols = index_maps(g)
     out = np.empty(g.out_shape, g.dtype)
-    correlate_implicit(
+    _kernels().correlate_implicit(
         problem.x, pack_weights(problem.w, g.groups), problem.bias, offsets, rows, cols,
         g.padding[2], row_stride, problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk,
         # Strips set to the fill: read past the last row as its right padding (rows sharing
@@ -567,7 +569,7 @@ def _run_unfolded(problem, tiling, trans, out):
     g = problem.geometry
     band = tiling.band
     rows, cols = index_maps(g)
-    correlate_unfolded(
+    _kernels().correlate_unfolded(
         problem.x, band_weights(problem.w, band), problem.bias, rows, cols, g.padding[0],
         g.padding[2], problem.fill, g.stride[0], g.stride[1], g.dilation[0], g.dilation[1],
         g.kernel_width, band, g.groups, tiling.chunk, tiling.rows, tiling.width, tiling.k_block,

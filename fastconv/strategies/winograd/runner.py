@@ -10,7 +10,14 @@ from ...core.costing import ITEMS_PER_THREAD, index_map_bytes
 from ...core.padding import index_maps
 from ...core.threads import blas_threads
 from ...core.workspace import largest_fitting
-from .kernels import correlate_winograd, transform_weights
+
+
+def _kernels():
+    """The compiled kernels, imported on first use (they register SciPy's BLAS, core/blas.py,
+    whose import of scipy.linalg would otherwise be part of ``import fastconv``)."""
+    from . import kernels
+
+    return kernels
 
 # Bytes of V and M buffers per thread. 64->64 3x3 on 56x56 fp32, one thread: the 16 GEMMs on
 # blocks of 448 tiles (3.5 MiB) ran 3x faster than on all 6272 tiles of the batch at once.
@@ -123,12 +130,13 @@ def run_winograd(problem, tiling, threads):
     cg, kg = g.channels // g.groups, g.out_channels // g.groups
     weight_scratch, rows_buf, parts, scratch, v_shape, m_shape = tiling.buffer_shapes(g)
     u = np.empty((g.groups, 16, kg, cg), g.dtype)
-    transform_weights(problem.w, g.groups, np.empty(weight_scratch, g.dtype), u)
+    kernels = _kernels()
+    kernels.transform_weights(problem.w, g.groups, np.empty(weight_scratch, g.dtype), u)
     rows, cols = index_maps(g)
     out = np.empty(g.out_shape, g.dtype)
     checks = np.zeros(tiling.slots, g.dtype)
     with blas_threads(1):
-        correlate_winograd(
+        kernels.correlate_winograd(
             problem.x, u, problem.bias, rows, cols, g.padding[2], problem.fill, tiling.rows,
             tiling.cols, np.empty(rows_buf, g.dtype), np.empty(parts, g.dtype),
             np.empty(scratch, g.dtype), np.empty(v_shape, g.dtype), np.empty(m_shape, g.dtype),
