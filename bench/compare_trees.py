@@ -28,10 +28,10 @@ CHILD = textwrap.dedent("""
         a, b = rng.random((h, h)), rng.random((k, k))
         return lambda: fastconv.correlate2d(a, b, mode)
 
-    def layer(n, c, k, s, kk, dtype=np.float32, padding=1, groups=1):
+    def layer(n, c, k, s, kk, dtype=np.float32, padding=1, groups=1, stride=1):
         x = rng.random((n, c, s, s)).astype(dtype)
         w = rng.random((k, c // groups, kk, kk)).astype(dtype)
-        return lambda: fastconv.conv2d(x, w, padding=padding, groups=groups)
+        return lambda: fastconv.conv2d(x, w, padding=padding, groups=groups, stride=stride)
 
     def volume(s, k, dtype):
         x = rng.random((s, s, s)).astype(dtype)
@@ -49,6 +49,9 @@ CHILD = textwrap.dedent("""
         "layer 8x16x128x128 15x15 fp64": layer(8, 16, 16, 128, 15, np.float64, 7),
         "layer 8x3x112x112 16 3x3 fp32": layer(8, 3, 16, 112, 3),
         "layer 8x128x56x56 depthwise 3x3 fp32": layer(8, 128, 128, 56, 3, groups=128),
+        "layer 8x144x56x56 depthwise 3x3/2 fp32": layer(8, 144, 144, 56, 3, groups=144,
+                                                        stride=2),
+        "layer 8x64x56x56 -> 128 3x3/2 fp32": layer(8, 64, 128, 56, 3, stride=2),
         "volume 128^3 3x3x3 fp32": volume(128, 3, np.float32),
         "volume 128^3 3x3x3 fp64": volume(128, 3, np.float64),
         "volume 64^3 5x5x5 fp32": volume(64, 5, np.float32),
