@@ -248,7 +248,11 @@ def conv3d(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=
     2-D problem with the weight ``(K, C // groups * kd, kh, kw)`` computes them. Chunks keep the
     stacked slices within half the workspace budget, so a call needs the output plus the budget
     (:func:`plan` shows the chunks and the 2-D problem). Winograd runs ``(kd, 3, 3)`` kernels with
-    stride and dilation 1 in height and width, whatever the depth options.
+    stride and dilation 1 in height and width, whatever the depth options. A kernel whose slices
+    are outer products of a depth, a height and a width factor (a 3-D Gaussian or box; one input
+    channel per group) runs as three passes where the estimates favour them: a depth pass, then
+    the separable passes of each output depth plane (``kd + kh + kw`` multiply-adds per output
+    instead of ``kd * kh * kw``).
 
     Parameters
     ----------
