@@ -38,6 +38,17 @@ CHILD = textwrap.dedent("""
         w = rng.random((k, k, k)).astype(dtype)
         return lambda: fastconv.conv3d(x, w, padding=k // 2)
 
+    def gaussian(k):
+        g = np.exp(-(np.arange(k) - (k - 1) / 2) ** 2 / (2 * (k / 6) ** 2))
+        return g / g.sum()
+
+    def smoothed(shape, k):
+        from fastconv import ndimage
+        x = rng.random(shape)
+        g = gaussian(k)
+        w = g[:, None] * g if len(shape) == 2 else g[:, None, None] * np.outer(g, g)
+        return lambda: ndimage.correlate(x, w)
+
     cases = {
         "image 1x1 k1": image(1, 1), "image 4x4 k2 valid": image(4, 2, "valid"),
         "image 28x28 k3": image(28, 3), "image 64x64 k5": image(64, 5),
@@ -55,6 +66,8 @@ CHILD = textwrap.dedent("""
         "volume 128^3 3x3x3 fp32": volume(128, 3, np.float32),
         "volume 128^3 3x3x3 fp64": volume(128, 3, np.float64),
         "volume 64^3 5x5x5 fp32": volume(64, 5, np.float32),
+        "ndimage 2048^2 Gaussian 15x15 fp64": smoothed((2048, 2048), 15),
+        "ndimage 128^3 Gaussian 9^3 fp64": smoothed((128, 128, 128), 9),
     }
     for name, call in cases.items():
         call()
