@@ -136,3 +136,33 @@ def test_a_512_cube_volume_runs_within_its_output_plus_the_budget():
     for method, ran, extra, output, error in results:
         assert extra - output <= limit, f"{method} ({ran}): +{(extra - output) / 2**20:.0f} MiB"
         assert error < 1e-5, (method, error)
+
+
+PASSES_CHILD = PRELUDE + """
+g = np.array([1, 4, 6, 4, 1], np.float32) / 16
+w = np.repeat((g[:, None, None] * np.outer(g, g))[None, None], 4, axis=0)
+fastconv.conv3d(np.ones((1, 4, 9, 9, 9), np.float32), w, padding=2, groups=4)
+x = np.ones((1, 4, 128, 128, 128), np.float32)
+with fastconv.workspace_budget(32 * 2**20):
+    plan = fastconv.plan(x.shape, w.shape, padding=2, groups=4, weights=w, dtype=np.float32,
+                         method="separable")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    out = fastconv.conv3d(x, w, padding=2, groups=4, method="separable")
+    extra = status("VmHWM") - before
+print(json.dumps([plan.reduction.channels, plan.reduction.chunks, extra, out.nbytes,
+                  float(abs(out[:, :, 2:-2, 2:-2, 2:-2] - 1).max())]))
+"""
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
+                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+def test_three_passes_stay_within_the_output_plus_the_budget():
+    # Four 8 MiB channels, a 32 MiB budget: the passes' intermediate and result of one channel
+    # (16 MiB) fill the fold's half, so four chunks of one channel; all at once would take
+    # 64 MiB besides the output.
+    channels, chunks, extra, output, error = _run_child(PASSES_CHILD)
+    assert (channels, chunks) == (1, 4)
+    assert extra - output <= 32 * 2**20 + SLACK, f"+{(extra - output) / 2**20:.0f} MiB"
+    assert error < 1e-6
