@@ -369,3 +369,9 @@ def test_next_fast_len_matches_scipy():
 
     for n in [*range(1, 3000), 4097, 65537, 1_000_003, 3**23 + 1, LONGEST_AXIS - 1, LONGEST_AXIS]:
         assert next_fast_len(n) == scipy_next_fast_len(n, real=True), n
+
+
+def test_smooth_lengths_are_built_once():
+    # The table of 2^a 3^b 5^c lengths takes about 2 ms to build: planning asks for it several
+    # times per new geometry (a lost memo once cost every small FFT call 12 ms).
+    assert runner._smooth_lengths() is runner._smooth_lengths()

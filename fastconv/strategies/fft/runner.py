@@ -81,7 +81,6 @@ L2_BYTES = 2 * 2**20
 LONGEST_AXIS = 2**48
 
 
-@lru_cache(maxsize=1)
 def _kernels():
     """The compiled kernels, imported on first use: they load rocket-fft, whose import of
     scipy.fft was 0.25 s of ``import fastconv``'s 0.6 s."""
@@ -90,6 +89,7 @@ def _kernels():
     return kernels
 
 
+@lru_cache(maxsize=1)
 def _smooth_lengths():
     """Every 2**a * 3**b * 5**c up to LONGEST_AXIS (about 5,000), sorted; built on first use."""
     lengths = []
