@@ -22,9 +22,9 @@ or a Numba signature of their own (a new rank compiles nothing):
 * rank 3, kernels that are outer products of a depth, a height and a width factor (a 3-D Gaussian
   or box; one input channel per group): three passes where the estimates say so
   (:func:`reduce_passes`): the depth pass as the 2-D problem of each channel's (D, H * W) matrix
-  with a kd x 1 kernel, then the (kh, kw) separable passes of every output depth plane. A 128^3
-  float64 volume, 2 threads: 9^3 Gaussian 60 -> 7.0 ms, 17^3 427 -> 12.7 ms (folded direct ->
-  passes).
+  with a kd x 1 kernel, then the (kh, kw) separable passes of every output depth plane (a 128^3
+  float64 volume with a 9^3 Gaussian, 2 threads: 60.7 ms folded, 8.5 ms as passes;
+  bench/results/separable-volumes.md).
 
 The workspace budget holds for every rank: a 3-D call keeps at most half of it
 (``FOLD_SHARE``) for one chunk's gathered input and its 2-D result, chunking the output depths
@@ -218,8 +218,8 @@ def reduce_passes(nd, budget):
     budget; None where one channel's exceed it (the fold chunks finer)."""
     if not nd.outer_product or (nd.padding_mode == "constant" and nd.weight_shape[0] > 1):
         return None
-    n, c, depth, height, width = nd.input_shape
-    k, cg, kd, kh, kw = nd.weight_shape
+    n, c, _, height, width = nd.input_shape
+    k, _, kd, kh, kw = nd.weight_shape
     multiplier = k // c
     out_depth, out_height, out_width = nd.out_spatial
     per_channel = (multiplier * out_depth * (height * width + out_height * out_width)
@@ -233,10 +233,9 @@ def reduce_passes(nd, budget):
     else:
         images, channels = 1, -(-c // -(-c // fit))
     chunks = -(-n // images) * -(-c // channels)
-    (d0, d1), *plane_padding = nd.padding
     planes = channels * multiplier * out_depth
     g = Geometry(batch=images, channels=planes, height=height, width=width, out_channels=planes,
-                 kernel_height=kh, kernel_width=kw, padding=_padding4(plane_padding),
+                 kernel_height=kh, kernel_width=kw, padding=_padding4(nd.padding[1:]),
                  stride=nd.stride[1:], dilation=nd.dilation[1:], groups=planes,
                  padding_mode=nd.padding_mode, dtype=nd.dtype, kernel_rank=1)
     head = (f"conv3d: {nd.input_shape} * {nd.weight_shape} -> {nd.out_shape} {nd.dtype}, "
@@ -329,8 +328,10 @@ def _plan_nd(nd, method, count):
     reduction = reduce_nd(nd, get_budget())
     if not reduction.text:
         return make_plan(reduction.geometry, method, count)
-    if method == "separable" and reduce_passes(nd, get_budget()) is not None:
-        return _plan_passes(reduce_passes(nd, get_budget()), method, count)
+    # Three passes: what a forced 'separable' runs where they apply, a candidate of 'auto'.
+    passes = reduce_passes(nd, get_budget()) if method in ("auto", "separable") else None
+    if method == "separable" and passes is not None:
+        return _plan_passes(passes, method, count)
     if method != "auto":
         _refuse(method, reduction)
     # The strategies that gather are priced with the fold's copies; those that read plane maps
@@ -352,13 +353,10 @@ def _plan_nd(nd, method, count):
         rest, plan.method, plan.threads, reduction.budget,
         fold_bytes=round(plan.fold_bytes * rest.batch / reduction.geometry.batch))
     folded = replace(plan, reduction=reduction, remainder=remainder)
-    passes = reduce_passes(nd, get_budget()) if method in ("auto", "separable") else None
     if passes is None:
         return folded
     in_passes = _plan_passes(passes, method, count)
-    if method == "separable" or _seconds(in_passes) < _seconds(folded):
-        return in_passes
-    return folded
+    return in_passes if _seconds(in_passes) < _seconds(folded) else folded
 
 
 def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", groups=1,
