@@ -49,8 +49,9 @@ def test_microkernel_matches_numpy(bits, dtype, depth, accumulate, rng):
     run it)."""
     if bits == 512 and gemm.VECTOR_BITS < 512:
         pytest.skip("host without AVX-512")
-    rows, vectors = (6, 4) if bits == 512 else (6, 2)
-    kernel = gemm.make_microkernel(rows, vectors, bits)
+    tiles = {4: (12, 2), 8: (6, 4)} if bits == 512 else {4: (6, 2), 8: (6, 2)}
+    rows, vectors = tiles[np.dtype(dtype).itemsize]
+    kernel = gemm.make_microkernel(tiles, bits)
 
     @numba.njit
     def call(depth, w, w_offset, x, x_offset, offsets, d0, c, c_offset, ldc, accumulate):
@@ -64,8 +65,9 @@ def test_microkernel_matches_numpy(bits, dtype, depth, accumulate, rng):
 
 def test_microkernel_keeps_its_tile_in_registers():
     """Packed FMAs on the target's widest registers (zmm with AVX-512, else ymm) and no stack
-    traffic (spills) in any loop of the micro-kernel. LLVM may unroll the loop (twice for znver4,
-    not for skylake-avx512), so each loop holds a whole number of steps of ROWS x VECTORS FMAs.
+    traffic (spills) in any loop of the micro-kernel, for both dtypes. LLVM may unroll the loop
+    (twice for znver4, not for skylake-avx512), so each loop holds a whole number of steps of
+    rows x vectors FMAs.
     tests/test_targets.py runs this for several NUMBA_CPU_NAME targets."""
     if not _target.has("fma"):
         pytest.skip("target without FMA")
@@ -74,17 +76,22 @@ def test_microkernel_keeps_its_tile_in_registers():
     def call(depth, w, x, offsets, c):
         gemm.microkernel(depth, w, 0, x, 0, offsets, 0, c, 0, 64, 1)
 
-    call(2, np.ones(128, np.float32), np.ones(8, np.float32), np.zeros(2, np.int64),
-         np.zeros(384, np.float32))
-    asm = call.inspect_asm(call.signatures[0])
-    name = f"fastconv_gemm_f32_{gemm.ROWS}x{gemm.VECTORS}_{gemm.VECTOR_BITS}"
-    body = re.search(rf"\n{name}:(.*?)\.Lfunc_end", asm, re.S).group(1)
-    loops = [loop for _, loop in re.findall(r"\n(\.LBB\w+):\n(.*?)\n\s*j\w+\s+\1\n", body, re.S)]
     register = "zmm" if gemm.VECTOR_BITS == 512 else "ymm"
-    step = gemm.ROWS * gemm.VECTORS
-    counts = [len(re.findall(rf"vfmadd\w+ps\s+[^\n]*%{register}", loop)) for loop in loops]
-    assert counts and all(count > 0 and count % step == 0 for count in counts), counts
-    assert not any("rsp" in loop for loop in loops)
+    for dtype in (np.float32, np.float64):
+        call(2, np.ones(128, dtype), np.ones(16, dtype), np.zeros(2, np.int64),
+             np.zeros(1024, dtype))
+    for signature, (bits, suffix) in zip(call.signatures, ((32, "ps"), (64, "pd")), strict=True):
+        rows, vectors = gemm.TILES[bits // 8]
+        asm = call.inspect_asm(signature)
+        name = f"fastconv_gemm_f{bits}_{rows}x{vectors}_{gemm.VECTOR_BITS}"
+        body = re.search(rf"\n{name}:(.*?)\.Lfunc_end", asm, re.S).group(1)
+        loops = [loop for _, loop in
+                 re.findall(r"\n(\.LBB\w+):\n(.*?)\n\s*j\w+\s+\1\n", body, re.S)]
+        counts = [len(re.findall(rf"vfmadd\w+{suffix}\s+[^\n]*%{register}", loop))
+                  for loop in loops]
+        assert counts and all(count > 0 and count % (rows * vectors) == 0 for count in counts), (
+            bits, counts)
+        assert not any("rsp" in loop for loop in loops), bits
 
 
 def _host_target_env():
@@ -105,7 +112,7 @@ def test_whole_path_at_256_bits():
         import numpy as np, fastconv
         from fastconv.core.geometry import Geometry
         from fastconv.strategies.im2col import gemm, kernels, runner
-        assert (gemm.VECTOR_BITS, gemm.ROWS, gemm.VECTORS) == (256, 6, 2)
+        assert (gemm.VECTOR_BITS, gemm.TILES) == (256, {4: (6, 2), 8: (6, 2)})
         rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float64):
             x = rng.standard_normal((2, 20, 9, 13)).astype(dtype)
@@ -206,7 +213,7 @@ def test_implicit_gemm_shorter_last_row_tile(implicit, rng):
 
 def test_implicit_gemm_weights_major(retune, implicit, rng):
     """Each thread's share of the output channels over every tile (any weights outgrow the split
-    size here): three panels over two threads, groups, channel chunks under a small budget."""
+    size here): several panels over two threads, groups, channel chunks under a small budget."""
     threads = 2
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs 2 Numba threads")
@@ -234,7 +241,10 @@ def test_implicit_gemm_splits_large_weights_over_threads():
         return runner.implicit_tiling(geometry, threads, 64 * 2**20)
 
     assert (tiling(8, 256, 256, 14).weights_major, tiling(8, 256, 256, 14).k_block) == (True, 128)
-    assert tiling(8, 192, 192, 28).k_block == 64
+    panel = gemm.panel_width(4)
+    # Six panels split in halves; seven panels do not split evenly: one panel per block.
+    assert tiling(8, 192, 192, 28).k_block == 192 // panel // 2 * panel
+    assert tiling(8, 7 * panel, 7 * panel, 28).k_block == panel
     assert not tiling(8, 128, 128, 28).weights_major
     assert not tiling(8, 256, 256, 14, threads=1).weights_major
 
@@ -323,7 +333,9 @@ def test_implicit_gemm_only_where_it_measured_faster():
 
     assert runner.implicit_tiling(geometry(64, 64, 3), 1, 64 * 2**20) is not None
     assert runner.implicit_tiling(geometry(64, 96, 3, dtype=np.float64), 1, 64 * 2**20)
-    for declined in (geometry(3, 64, 3), geometry(64, 96, 3), geometry(64, 64, 3, stride=2),
+    assert runner.implicit_tiling(geometry(64, 96, 3), 1, 64 * 2**20)
+    assert runner.implicit_tiling(geometry(32, 32, 3), 1, 64 * 2**20)
+    for declined in (geometry(3, 64, 3), geometry(64, 48, 3), geometry(64, 64, 3, stride=2),
                      geometry(64, 64, 3, dtype=np.complex64)):
         assert runner.implicit_tiling(declined, 1, 64 * 2**20) is None
     # Not even one output row fits: BLAS, which tiles columns too.
@@ -351,7 +363,7 @@ def pointwise(retune):
 
 
 # (input shape, output channels, groups). 13 and 70 channels: partial weight panels; 7x11, 5x1
-# and 31x29 pixels: tiles and gemm.ROWS blocks cut anywhere; a batch of one; groups.
+# and 31x29 pixels: tiles and micro-kernel blocks cut anywhere; a batch of one; groups.
 POINTWISE_CASES = [
     ((2, 5, 7, 11), 13, 1),
     ((1, 6, 5, 1), 70, 1),
@@ -408,14 +420,16 @@ def test_pointwise_tilings_stay_within_budget(shape, budget, threads, retune):
         if tiling is None:
             continue
         used = runner.implicit_fixed_bytes(geometry) + (
-            np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape())
+            np.prod(tiling.strips_shape(geometry)) + np.prod(tiling.tiles_shape(geometry))
         ) * np.dtype(dtype).itemsize
         assert used <= budget, tiling
         assert 1 <= tiling.slots <= threads
         assert tiling.k_block == gemm.panel_width(np.dtype(dtype).itemsize)
-        # The strip's rows hold a whole tile rounded up to gemm.ROWS, an odd number of lines.
+        # The strip's rows hold a whole tile rounded up to the micro-kernel's rows, an odd
+        # number of lines.
         line = 64 // np.dtype(dtype).itemsize
-        assert tiling.stride >= -(-tiling.tile // gemm.ROWS) * gemm.ROWS
+        rows = gemm.tile_rows(np.dtype(dtype).itemsize)
+        assert tiling.stride >= -(-tiling.tile // rows) * rows
         assert tiling.stride % line == 0 and tiling.stride // line % 2 == 1
 
 
@@ -431,14 +445,14 @@ def test_pointwise_micro_kernel_under_small_budgets(threads, pointwise, rng):
                         np.dtype(np.float32))
 
     budget = 2**16
-    small = runner.pointwise_implicit_tiling(geometry(40), threads, budget)
-    assert small.tile < runner.pointwise_implicit_tiling(geometry(40), threads, 2**26).tile
-    x, w, bias = random_layer(rng, (2, 40, 9, 31), (24, 40, 1, 1), np.float32)
+    small = runner.pointwise_implicit_tiling(geometry(100), threads, budget)
+    assert small.tile < runner.pointwise_implicit_tiling(geometry(100), threads, 2**26).tile
+    x, w, bias = random_layer(rng, (2, 100, 9, 31), (24, 100, 1, 1), np.float32)
     with fastconv.workspace_budget(budget):
         _check(x, w, bias, threads=threads)
     assert len(pointwise) == 1
-    assert runner.pointwise_implicit_tiling(geometry(300), threads, budget) is None
-    x, w, bias = random_layer(rng, (2, 300, 9, 31), (24, 300, 1, 1), np.float32)
+    assert runner.pointwise_implicit_tiling(geometry(600), threads, budget) is None
+    x, w, bias = random_layer(rng, (2, 600, 9, 31), (24, 600, 1, 1), np.float32)
     with fastconv.workspace_budget(budget):
         _check(x, w, bias, threads=threads)
     assert len(pointwise) == 1

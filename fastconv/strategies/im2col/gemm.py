@@ -2,22 +2,23 @@
 reads the input pixels straight from a padded copy of the image through a table of offsets (no
 unfolded column buffer), and the weights from panels packed once per call.
 
-One call adds to a tile of C, ROWS pixels x ``vectors`` vectors of output channels::
+One call adds to a tile of C, ``rows`` pixels x ``vectors`` vectors of output channels::
 
     c[r * ldc + v * lanes + l] += sum over d < depth of
         x[offsets[d] + r] * w[d * vectors * lanes + v * lanes + l]
 
 Unfolded row d = (c, p, q) of pixel u is ``x[offsets[d] + u]``: with pixels numbered along the
 padded rows (u = i * padded_width + j), the input of every kernel tap is a constant shift of u.
-The ROWS * vectors accumulators stay in registers for the whole depth; per step each weight
-vector loaded is used ROWS times and each broadcast pixel ``vectors`` times. Numba cannot express
-this (its loops vectorise one axis and LLVM's SLP vectoriser keeps no 2-D register tile), hence
-the IR.
+The rows * vectors accumulators stay in registers for the whole depth; per step each weight
+vector loaded is used ``rows`` times and each broadcast pixel ``vectors`` times. Numba cannot
+express this (its loops vectorise one axis and LLVM's SLP vectoriser keeps no 2-D register
+tile), hence the IR.
 
 Pixels are broadcast scalars, weights the vectors: vectors of pixels at the offsets of kernel
 columns q = 1, 2 would be unaligned loads splitting cache lines. On the GEMM of 64->64 3x3 fp32
 (8 x 56 x 56 pixels), consecutive runs: pixel vectors through the offset table 110 GF/s, this
-orientation 120-129 GF/s (up to 190 GF/s, the kernel's L1 peak, when the machine is quiet);
+orientation 120-129 GF/s (up to 190 GF/s, the kernel's L1 peak, when the machine is quiet;
+with the 6 x 4 tile of the time);
 packing the pixels into aligned panels instead (a copy of 9x the input) lost more than it gained:
 0.69x torch end to end, vs 0.86-0.93x for this kernel.
 """
@@ -34,11 +35,16 @@ from ...core.target import vector_bits
 # Numba's cache is keyed by the target CPU and features, so a cached kernel never meets another
 # width.
 VECTOR_BITS = vector_bits()
-# Register tile: ROWS broadcast pixels x VECTORS weight vectors of accumulators. 512-bit: 6 x 4 =
-# 24 accumulators + 4 weight vectors + 1 broadcast of 32 registers (no spills); a panel of
-# output channels is 64 (fp32) or 32 (fp64) wide, the width of common layers. 256-bit: 6 x 2 =
-# 12 + 2 + 1 of 16 registers (the classic Haswell tile).
-ROWS, VECTORS = (6, 4) if VECTOR_BITS == 512 else (6, 2)
+# Register tile per element size in bytes: ``rows`` broadcast pixels x ``vectors`` weight
+# vectors of accumulators. 512-bit: 12 x 2 (fp32) or 6 x 4 (fp64) = 24 accumulators + the weight
+# vectors + 1 broadcast of 32 registers (no spills); either way a panel of output channels is 32
+# wide, so 32-channel layers fill whole panels. 256-bit: 6 x 2 = 12 + 2 + 1 of 16 registers (the
+# classic Haswell tile). fp32 12 x 2 against 6 x 4 (64-wide panels), im2col alone, batch 8, 2
+# threads, one run: 32->32 3x3 on 112x112 16.9 -> 10.7 ms (BLAS ran it: 32 channels filled no
+# panel), 64->64 on 56x56 11.2 -> 10.0 ms, 512->512 on 7x7 17.2 -> 14.1 ms, 1024->256 1x1 on
+# 14x14 5.5 -> 4.9 ms; fp64 kept 6 x 4: 12 x 2 (16-wide panels) was 1-15% slower on the same
+# layers.
+TILES = {4: (12, 2), 8: (6, 4)} if VECTOR_BITS == 512 else {4: (6, 2), 8: (6, 2)}
 
 
 def lanes(itemsize):
@@ -46,20 +52,35 @@ def lanes(itemsize):
     return VECTOR_BITS // (8 * itemsize)
 
 
+def tile_rows(itemsize):
+    """Pixels per micro-kernel call: the rows of the register tile."""
+    return TILES[itemsize][0]
+
+
 def panel_width(itemsize):
     """Output channels per packed weight panel."""
-    return VECTORS * lanes(itemsize)
+    return TILES[itemsize][1] * lanes(itemsize)
 
 
-def vector_lanes(array):
-    """lanes() for the dtype of ``array`` in compiled code, as a compile-time constant (an
+def micro_rows(array):
+    """tile_rows() for the dtype of ``array`` in compiled code, as a compile-time constant."""
+
+
+@overload(micro_rows)
+def _micro_rows(array):
+    rows = tile_rows(array.dtype.bitwidth // 8)
+    return lambda array: rows
+
+
+def panel_elements(array):
+    """panel_width() for the dtype of ``array`` in compiled code, as a compile-time constant (an
     array's itemsize attribute is read at run time, leaving loops with unknown trip counts)."""
 
 
-@overload(vector_lanes)
-def _vector_lanes(array):
-    count = VECTOR_BITS // array.dtype.bitwidth
-    return lambda array: count
+@overload(panel_elements)
+def _panel_elements(array):
+    width = panel_width(array.dtype.bitwidth // 8)
+    return lambda array: width
 
 
 class _Attributes(ir.values.FunctionAttributes):
@@ -159,12 +180,13 @@ def _define(module, dtype_bits, llvm_type, rows, vectors, bits):
     return function
 
 
-def make_microkernel(rows, vectors, bits):
+def make_microkernel(tiles, bits):
     """An intrinsic ``kernel(depth, w, w_offset, x, x_offset, offsets, d0, c, c_offset, ldc,
     accumulate)``: the update of the module docstring (``=`` instead of ``+=`` when accumulate is
     0) with w, x, offsets, c starting at w_offset, x_offset, d0, c_offset (1-D arrays; w, x, c of
     one float dtype, offsets int64; depth >= 1, ints int64). No bounds checking: every
-    x[offsets[d] + r] read must lie inside x."""
+    x[offsets[d] + r] read must lie inside x. The register tile is ``tiles[itemsize]`` (rows,
+    vectors) for ``bits``-wide vectors."""
 
     @intrinsic
     def kernel(typingctx, depth, w, w_offset, x, x_offset, offsets, d0, c, c_offset, ldc,
@@ -178,6 +200,7 @@ def make_microkernel(rows, vectors, bits):
                     if isinstance(kind, (types.Integer, types.Boolean)) else value
                     for value, kind in zip(args, signature.args, strict=True)]
             depth_v, w_v, w_off, x_v, x_off, o_v, o_off, c_v, c_off, ldc_v, acc_v = args
+            rows, vectors = tiles[w.dtype.bitwidth // 8]
             function = _define(builder.module, w.dtype.bitwidth,
                                context.get_value_type(w.dtype), rows, vectors, bits)
 
@@ -195,4 +218,4 @@ def make_microkernel(rows, vectors, bits):
     return kernel
 
 
-microkernel = make_microkernel(ROWS, VECTORS, VECTOR_BITS)
+microkernel = make_microkernel(TILES, VECTOR_BITS)

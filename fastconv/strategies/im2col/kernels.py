@@ -30,7 +30,7 @@ from numba import prange
 
 from ...core.blas import gemm
 from ...core.jit import inline_helper, parallel_kernel
-from .gemm import ROWS, VECTORS, microkernel, vector_lanes
+from .gemm import micro_rows, microkernel, panel_elements
 
 # Depth rows per work item of pack_panels (64 fp32 values: one cache line per channel read).
 PACK_DEPTH = 64
@@ -370,12 +370,12 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
 
     Preconditions: stride 1; arrays C-contiguous, float32 or float64 (maps int64, ``fill`` a
     1-element array). ``wpack`` (groups, Kgp * Cg * kh * kw), Kgp = Kg rounded up to the panel
-    width P = gemm.VECTORS * lanes: panel m of the group's channels at m * P * Cg * kh * kw,
+    width P = gemm.panel_width: panel m of the group's channels at m * P * Cg * kh * kw,
     [d][k] within it (zeros past Kg). ``k_block`` a multiple of P or Kg. ``offsets`` int64
-    (chunk * kh * kw,). ``strips`` (slots, chunk * plane + (kw - 1) * dw + gemm.ROWS), set to
-    ``fill``: the last row's right padding (S short of the padded width) and dropped pixels read
-    its tail; ``tiles`` (slots, U, Kbp) with U >= tile_rows * S rounded up to gemm.ROWS and
-    Kbp = k_block rounded up to P.
+    (chunk * kh * kw,). ``strips`` (slots, chunk * plane + (kw - 1) * dw + R), R the pixels per
+    micro-kernel call (gemm.tile_rows), set to ``fill``: the last row's right padding (S short
+    of the padded width) and dropped pixels read its tail; ``tiles`` (slots, U, Kbp) with
+    U >= tile_rows * S rounded up to R and Kbp = k_block rounded up to P.
     """
     n_images, channels = x.shape[0], x.shape[1]
     k_total = out.shape[1]
@@ -383,7 +383,8 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
     kg = k_total // groups
     ho, wo = out.shape[2], out.shape[3]
     depth_total = cg * kh * kw
-    width = VECTORS * vector_lanes(wpack)
+    width = panel_elements(wpack)
+    rows_per_call = micro_rows(wpack)
     n_t_max = tile_rows + (kh - 1) * dh
     plane = n_t_max * row_stride
     row_blocks = (ho + tile_rows - 1) // tile_rows
@@ -415,7 +416,7 @@ def correlate_implicit(x, wpack, bias, offsets, rowmap, colmap, left, row_stride
                     dc = min(depth_block, depth - d0)
                     for m in range(0, kb, width):
                         w_offset = (kk + m) * depth_total + (c0 * kh * kw + d0) * width
-                        for u0 in range(0, pixels, ROWS):
+                        for u0 in range(0, pixels, rows_per_call):
                             microkernel(dc, wpack[g], w_offset, strip, u0, offsets, d0,
                                         tile_flat, u0 * ldc + m, ldc, c0 + d0 > 0)
             # Row by row, so that the tile's lines of one output row stay in L1 while every
@@ -446,15 +447,16 @@ def correlate_pointwise_implicit(x, wpack, bias, offsets, groups, tile, k_block,
 
     Preconditions: ``x`` (N, C, P) and ``out`` (N, K, P) with P = H * W, C-contiguous, float32
     or float64; ``wpack`` as correlate_implicit's (kh = kw = 1); ``k_block`` a multiple of the
-    panel width P = gemm.VECTORS * lanes; ``offsets`` int64 (C / groups,) as above, with stride
-    >= ``tile`` rounded up to gemm.ROWS; ``strips`` (slots, C / groups * stride), ``tiles``
-    (slots, U, k_block) with U = ``tile`` rounded up to gemm.ROWS.
+    panel width P = gemm.panel_width; ``offsets`` int64 (C / groups,) as above, with stride
+    >= ``tile`` rounded up to R (gemm.tile_rows); ``strips`` (slots, C / groups * stride),
+    ``tiles`` (slots, U, k_block) with U = ``tile`` rounded up to R.
     """
     n_images, channels, pixels_total = x.shape
     k_total = out.shape[1]
     cg = channels // groups
     kg = k_total // groups
-    width = VECTORS * vector_lanes(wpack)
+    width = panel_elements(wpack)
+    rows_per_call = micro_rows(wpack)
     blocks = (pixels_total + tile - 1) // tile
     k_blocks = (kg + k_block - 1) // k_block
     n_items = n_images * groups * blocks * k_blocks
@@ -480,7 +482,7 @@ def correlate_pointwise_implicit(x, wpack, bias, offsets, groups, tile, k_block,
                 dc = min(depth_block, cg - d0)
                 for m in range(0, kb, width):
                     w_offset = (kk + m) * cg + d0 * width
-                    for u0 in range(0, pixels, ROWS):
+                    for u0 in range(0, pixels, rows_per_call):
                         microkernel(dc, wpack[g], w_offset, strip, u0, offsets, d0, tile_flat,
                                     u0 * ldc + m, ldc, d0 > 0)
             for k in range(kb):

@@ -11,7 +11,7 @@ from ...core.costing import (
     share_floor,
 )
 from ...core.geometry import make_geometry as layer
-from .gemm import ROWS as MICRO_ROWS
+from .gemm import tile_rows
 from .runner import (
     BlasPointwiseTiling,
     ImplicitTiling,
@@ -126,22 +126,24 @@ def _implicit_work(geometry, tiling, terms, constants):
     items = g.batch * g.groups * row_blocks * k_blocks
     share = parallel_share(items, tiling.slots, constants)
     rows = ho / row_blocks
-    pixels = -(-(rows * wp) // MICRO_ROWS) * MICRO_ROWS
+    micro_rows = tile_rows(itemsize)
+    pixels = -(-(rows * wp) // micro_rows) * micro_rows
     fills = items if tiling.weights_major else g.batch * g.groups * row_blocks
     strips = fills * cg * (rows + halo) * wp
     add_term(terms, "unfold", (strips + g.batch * g.out_channels * ho * g.out_width) * itemsize
          * share + _packing(g, depth, tiling.slots, constants))
     add_term(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
          items * pixels * depth * tiling.k_block * share)
-    _, tile_rows, tile_cols = tiling.tiles_shape(g)
-    tiles = tiling.strips_shape(g)[1] + tile_rows * tile_cols
+    _, tile_pixels, tile_cols = tiling.tiles_shape(g)
+    tiles = tiling.strips_shape(g)[1] + tile_pixels * tile_cols
     return Work(terms, implicit_fixed_bytes(g) + tiling.slots * tiles * itemsize, tiling)
 
 
 def _pointwise_implicit_work(geometry, tiling, terms, constants):
     """im2col's micro-kernel on a pointwise layer: per (image, group, pixel tile, weight panel)
     item, a strip copy of the tile's pixels (once per tile), the micro-kernel over the tile
-    rounded up to MICRO_ROWS pixels, the transposed output tile; the weights packed per call."""
+    rounded up to the micro-kernel's rows, the transposed output tile; the weights packed per
+    call."""
     g = geometry
     itemsize = g.dtype.itemsize
     cg = g.channels // g.groups
@@ -149,14 +151,15 @@ def _pointwise_implicit_work(geometry, tiling, terms, constants):
     blocks = -(-pixels // tiling.tile)
     items = g.batch * g.groups * blocks * -(-(g.out_channels // g.groups) // tiling.k_block)
     share = parallel_share(items, tiling.slots, constants)
-    rounded = -(-pixels // blocks // MICRO_ROWS) * MICRO_ROWS
+    micro_rows = tile_rows(itemsize)
+    rounded = -(-pixels // blocks // micro_rows) * micro_rows
     add_term(terms, "unfold", g.batch * (g.channels + g.out_channels) * pixels * itemsize * share
          + _packing(g, cg, tiling.slots, constants))
     add_term(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
          items * rounded * cg * tiling.k_block * share)
     strips = tiling.strips_shape(g)[1]
-    _, tile_rows, tile_cols = tiling.tiles_shape()
-    return Work(terms, implicit_fixed_bytes(g) + tiling.slots * (strips + tile_rows * tile_cols)
+    _, tile_pixels, tile_cols = tiling.tiles_shape(g)
+    return Work(terms, implicit_fixed_bytes(g) + tiling.slots * (strips + tile_pixels * tile_cols)
                 * itemsize, tiling)
 
 

@@ -62,9 +62,16 @@ WEIGHT_SPLIT_BYTES = 2**20
 POINTWISE_TILE = 192
 # Pixels per image from which a pointwise layer takes the micro-kernel. Tiles are cut within an
 # image, so smaller images give short tiles whose fixed costs (a strip row per channel, a tail of
-# gemm.ROWS) BLAS does not pay. Micro-kernel vs BLAS, fp32, batch 8, 2 threads, blocks of calls:
+# gemm.tile_rows) BLAS does not pay. Micro-kernel vs BLAS, fp32, batch 8, 2 threads, blocks of
+# calls:
 # 56x56 1.16-1.17; 28x28 0.98-1.17; 14x14 0.80-1.08; 7x7 0.94-1.32.
 POINTWISE_IMPLICIT_PIXELS = 28 * 28
+# Output channels per group (by itemsize) of which a pointwise layer's must be a multiple to take
+# the micro-kernel: the panel widths of the 6 x 4 tile it was measured with. Narrower layers, in
+# fp32's 32-wide panels of the 12 x 2 tile, lost to BLAS (micro-kernel vs BLAS, 2 threads, two
+# runs: 128->32 on 28x28 0.72-0.79, 512->32 0.66-0.67, 256->96 0.93-0.98, 256->32 on 56x56
+# 1.00-1.12).
+POINTWISE_CHANNELS = {4: 64, 8: 32}
 
 
 def declines(geometry, budget):
@@ -319,12 +326,13 @@ class ImplicitTiling:
     def strips_shape(self, geometry):
         g = geometry
         plane = (self.rows + (g.kernel_height - 1) * g.dilation[0]) * implicit_row_stride(g)
-        return (self.slots, self.chunk * plane + (g.kernel_width - 1) * g.dilation[1] + gemm.ROWS)
+        return (self.slots, self.chunk * plane + (g.kernel_width - 1) * g.dilation[1]
+                + gemm.tile_rows(g.dtype.itemsize))
 
     def tiles_shape(self, geometry):
         g = geometry
         panel = gemm.panel_width(g.dtype.itemsize)
-        pixels = -(-(self.rows * implicit_row_stride(g)) // gemm.ROWS) * gemm.ROWS
+        pixels = _round_up(self.rows * implicit_row_stride(g), gemm.tile_rows(g.dtype.itemsize))
         return (self.slots, pixels, -(-self.k_block // panel) * panel)
 
 
@@ -336,7 +344,7 @@ def implicit_row_stride(geometry):
     output row would not fit. Other modes give each row both of its borders, W + left + right.
     The micro-kernel computes and drops every strip pixel of a row past the output width: on a
     3x3 'same' layer one per row instead of two, so 14x14 images take 210 pixels (rounded to
-    gemm.ROWS) instead of 228, 7x7 ones 60 instead of 66.
+    gemm.tile_rows) instead of 228, 7x7 ones 60 instead of 66.
     """
     g = geometry
     left, right = g.padding[2:]
@@ -358,16 +366,19 @@ def implicit_fixed_bytes(geometry):
 
 def implicit_pays(geometry):
     """Whether the implicit GEMM measured faster than BLAS for this stride-1 float layer: the
-    group's output channels fill whole weight panels (64 fp32, 32 fp64 with AVX-512) and the
-    depth Cg * kh * kw reaches IMPLICIT_DEPTH.
+    group's output channels fill whole weight panels (32 wide with AVX-512) and the depth
+    Cg * kh * kw reaches IMPLICIT_DEPTH.
 
     Measured time of BLAS / time of implicit, one thread, one interleaved run (fp32, fp64),
-    batch 8, 3x3 'same' on 56x56 unless noted: 64->64 1.37, 1.25; 32->64 1.17, 1.18; 16->64
-    1.14, 1.11; 8->64 1.01, 1.11; 3->64 on 112x112 0.77, 0.90; 64->32 0.94, 1.41; 32->32 0.94,
-    1.29; 64->48 1.06, 1.14; 64->96 0.90, 1.18; 16->16 on 112x112 0.66, 0.82; 64->64 5x5 (batch
-    4) 1.39, 1.30; 128->128 on 28x28 1.23, 1.26; 256->256 on 14x14 1.13, 1.10; 512->512 on 7x7
-    1.10, 1.23. Partial panels compute padding channels; shallow layers are dominated by the
-    per-call work of the micro-kernel and the strip copy.
+    batch 8, 3x3 'same' on 56x56 unless noted, with the 6 x 4 tile (64-wide fp32 panels): 64->64
+    1.37, 1.25; 32->64 1.17, 1.18; 16->64 1.14, 1.11; 8->64 1.01, 1.11; 3->64 on 112x112 0.77,
+    0.90; 64->32 0.94, 1.41; 32->32 0.94, 1.29; 64->48 1.06, 1.14; 64->96 0.90, 1.18; 16->16 on
+    112x112 0.66, 0.82; 64->64 5x5 (batch 4) 1.39, 1.30; 128->128 on 28x28 1.23, 1.26; 256->256
+    on 14x14 1.13, 1.10; 512->512 on 7x7 1.10, 1.23. Partial panels compute padding channels;
+    shallow layers are dominated by the per-call work of the micro-kernel and the strip copy.
+    fp32 with the 12 x 2 tile (32-wide panels), 2 threads, two runs: 64->32 1.43-1.58, 32->32
+    1.31-1.38 (on 28x28 1.42-1.50), 16->32 on 112x112 1.26-1.29, 64->96 1.03-1.22, 160->160 on
+    28x28 1.08-1.09.
     """
     g = geometry
     panel = gemm.panel_width(g.dtype.itemsize)
@@ -401,11 +412,12 @@ def implicit_tiling(geometry, threads, budget):
     ho, wo = g.out_height, g.out_width
     halo = (g.kernel_height - 1) * g.dilation[0]
     row_stride = implicit_row_stride(g)
-    slack = (g.kernel_width - 1) * g.dilation[1] + gemm.ROWS
+    micro_rows = gemm.tile_rows(itemsize)
+    slack = (g.kernel_width - 1) * g.dilation[1] + micro_rows
     fixed = implicit_fixed_bytes(g)
 
     def per_slot(chunk, rows):
-        tile = -(-(rows * row_stride) // gemm.ROWS) * gemm.ROWS * kgp
+        tile = _round_up(rows * row_stride, micro_rows) * kgp
         return (chunk * (rows + halo) * row_stride + slack + tile) * itemsize
 
     slots = max(1, min(threads, g.batch * g.groups * ho))
@@ -441,14 +453,16 @@ class PointwiseTiling:
     def strips_shape(self, geometry):
         return (self.slots, geometry.channels // geometry.groups * self.stride)
 
-    def tiles_shape(self):
-        return (self.slots, -(-self.tile // gemm.ROWS) * gemm.ROWS, self.k_block)
+    def tiles_shape(self, geometry):
+        return (self.slots, _round_up(self.tile, gemm.tile_rows(geometry.dtype.itemsize)),
+                self.k_block)
 
 
 def pointwise_implicit_pays(geometry):
     """Whether the micro-kernel measured faster than BLAS for this pointwise float layer:
-    implicit_pays (whole weight panels, depth Cg >= IMPLICIT_DEPTH), no more output than input
-    channels, and images of at least POINTWISE_IMPLICIT_PIXELS pixels.
+    implicit_pays (whole weight panels, depth Cg >= IMPLICIT_DEPTH), output channels per group a
+    multiple of POINTWISE_CHANNELS, no more output than input channels, and images of at least
+    POINTWISE_IMPLICIT_PIXELS pixels.
 
     More output channels than input: the path copies each input tile once but transposes every
     output tile, while BLAS writes the output in place. Micro-kernel vs BLAS, fp32, 2 threads,
@@ -458,12 +472,13 @@ def pointwise_implicit_pays(geometry):
     """
     g = geometry
     return (implicit_pays(g) and g.out_channels <= g.channels
+            and g.out_channels // g.groups % POINTWISE_CHANNELS[g.dtype.itemsize] == 0
             and g.height * g.width >= POINTWISE_IMPLICIT_PIXELS)
 
 
 def pointwise_implicit_tiling(geometry, threads, budget):
     """The micro-kernel's tiles for a pointwise layer within ``budget``, or None where BLAS runs
-    it: not real floats, not pointwise_implicit_pays, or not even a strip of gemm.ROWS pixels
+    it: not real floats, not pointwise_implicit_pays, or not even a strip of gemm.tile_rows pixels
     fits.
 
     Tiles of at most POINTWISE_TILE pixels, cut evenly from each image, as many items as make a
@@ -478,28 +493,33 @@ def pointwise_implicit_tiling(geometry, threads, budget):
         return None
     itemsize = g.dtype.itemsize
     panel = gemm.panel_width(itemsize)
+    micro_rows = gemm.tile_rows(itemsize)
     cg = g.channels // g.groups
     line = 64 // itemsize
     fixed = implicit_fixed_bytes(g)
 
     def per_slot(tile):
-        rounded = -(-tile // gemm.ROWS) * gemm.ROWS
+        rounded = _round_up(tile, micro_rows)
         return (cg * _strip_stride(rounded, line) + rounded * panel) * itemsize
 
     per_tile = g.batch * g.groups * -(-(g.out_channels // g.groups) // panel)
     tiles = -(-pixels // POINTWISE_TILE)
     step = threads // math.gcd(per_tile, threads)
-    tiles = min(-(-tiles // step) * step, -(-pixels // gemm.ROWS))
+    tiles = min(_round_up(tiles, step), -(-pixels // micro_rows))
     tile = -(-pixels // tiles)
     slots = max(1, min(threads, per_tile * tiles))
-    while slots > 1 and fixed + slots * per_slot(gemm.ROWS) > budget:
+    while slots > 1 and fixed + slots * per_slot(micro_rows) > budget:
         slots -= 1
     room = (budget - fixed) // slots
-    if room < per_slot(gemm.ROWS):
+    if room < per_slot(micro_rows):
         return None
     tile = max(1, largest_fitting(per_slot, room, tile))
-    rounded = -(-tile // gemm.ROWS) * gemm.ROWS
+    rounded = _round_up(tile, micro_rows)
     return PointwiseTiling(tile, _strip_stride(rounded, line), panel, slots)
+
+
+def _round_up(value, step):
+    return -(-value // step) * step
 
 
 def _strip_stride(elements, line):
@@ -515,9 +535,9 @@ def _run_pointwise_implicit(problem, tiling):
     _kernels().correlate_pointwise_implicit(
         problem.x.reshape(g.batch, g.channels, pixels), pack_weights(problem.w, g.groups),
         problem.bias, np.arange(cg, dtype=np.int64) * tiling.stride, g.groups, tiling.tile,
-        # Zeroed strips: a tile's last gemm.ROWS block reads past its pixels (dropped results).
+        # Zeroed strips: a tile's last micro-kernel block reads past its pixels (dropped results).
         tiling.k_block, DEPTH_BLOCK, _filled(tiling.strips_shape(g), 0, g.dtype),
-        aligned_empty(tiling.tiles_shape(), g.dtype), out.reshape(g.batch, g.out_channels, pixels),
+        aligned_empty(tiling.tiles_shape(g), g.dtype), out.reshape(g.batch, g.out_channels, pixels),
     )
     return out
 
@@ -557,7 +577,7 @@ def _run_implicit(problem, tiling):
         problem.x, pack_weights(problem.w, g.groups), problem.bias, offsets, rows, cols,
         g.padding[2], row_stride, problem.fill, g.dilation[0], kh, kw, g.groups, tiling.chunk,
         # Strips set to the fill: read past the last row as its right padding (rows sharing
-        # theirs) and by a tile's last gemm.ROWS block (dropped results).
+        # theirs) and by a tile's last micro-kernel block (dropped results).
         tiling.rows, tiling.k_block, tiling.weights_major, DEPTH_BLOCK,
         _filled(tiling.strips_shape(g), problem.fill[0], g.dtype),
         aligned_empty(tiling.tiles_shape(g), g.dtype), out,
