@@ -24,6 +24,9 @@ Per spatial axis, a forward correlation pads an input of size ``n`` by ``(lo, hi
   padded input with ``gy`` as an output-sized kernel, where stride and dilation swap roles and
   batch and channels swap roles. Group ``i``'s input channels ``x[:, i*Cg + c]`` become the
   channels ``i*N + n`` of batch item ``c``, so that one grouped problem computes every group.
+  For float32/float64 the same sum is also one GEMM reducing over batch and pixels, run by
+  im2col's micro-kernel on a channels-last copy of the padded input (no forward problem: see
+  :class:`GemmPlan`); the formulation with the lowest estimate runs.
 """
 
 from collections import namedtuple
@@ -46,10 +49,15 @@ from ._validate import (
     transpose_arrays,
     transpose_call,
 )
-from .core.geometry import NUMPY_PAD_MODES, NdGeometry
+from .core.geometry import NUMPY_PAD_MODES, Geometry, NdGeometry
 from .core.padding import axis_map
+from .core.threads import numba_threads
 from .core.workspace import get_budget as get_workspace_budget
+from .planning.constants import evaluate, machine_constants
+from .planning.plan import Candidate, _bytes, _time
 from .planning.ranks import correlate_nd, plan_nd
+from .strategies.im2col import model as im2col_model
+from .strategies.im2col import runner as im2col_runner
 
 Spec = namedtuple("Spec", "shape dtype")
 """A forward problem's operand given by shape and dtype alone: planning instead of running."""
@@ -285,6 +293,79 @@ def _swapped_problem(x, gy, kernel, groups, stride, padding, dilation, padding_m
     return np.ascontiguousarray(out.swapaxes(0, 1))
 
 
+@dataclass(frozen=True)
+class GemmPlan:
+    """The plan of the weight gradient as one GEMM through im2col's micro-kernel
+    (strategies/im2col/runner.WeightGemm, its ``layout``). ``geometry`` is that GEMM as the 1x1
+    forward problem of the column formulation (the same multiply-adds); ``seconds`` its estimate,
+    copies included; ``workspace`` its extra bytes."""
+
+    geometry: Geometry
+    layout: im2col_runner.WeightGemm
+    seconds: float
+    workspace: int
+    requested: bool
+    method: str = "im2col"
+
+    @property
+    def threads(self):
+        return self.layout.slots
+
+    def candidate(self, method):
+        """Its standing as a :class:`fastconv.Candidate` (only ``method`` 'im2col')."""
+        return Candidate(method, self.seconds, self.workspace, self.threads)
+
+    def __repr__(self):
+        layout = self.layout
+        n, c = layout.input_shape[:2]
+        chunks = -(-n // layout.images)
+        plural = {True: "s", False: ""}
+        return "\n".join([
+            f"GemmPlan: weight gradient {(layout.out_channels, c // layout.groups, *layout.kernel)}"
+            f" of {layout.input_shape} {layout.dtype}, grad_output spatial {layout.out_shape}",
+            f"  stride {layout.stride}, dilation {layout.dilation}, padding {layout.padding}, "
+            f"groups {layout.groups}; {self.geometry.macs:.3g} multiply-adds",
+            "  one GEMM reducing over batch and pixels: im2col's micro-kernel reads a "
+            "channels-last copy of the padded input in place",
+            "  (rows: " + ("kernel columns x channels" if layout.columns_in_run else "channels")
+            + "), grad_output packed in panels",
+            f"  estimate {_time(self.seconds)}, workspace {_bytes(self.workspace)}, "
+            f"{layout.slots} thread{plural[layout.slots > 1]}, {chunks} chunk"
+            f"{plural[chunks > 1]} of {layout.images} image{plural[layout.images > 1]}",
+        ])
+
+
+def _gemm_problem(x, gy, kernel, groups, stride, padding, dilation, padding_mode, method,
+                  threads):
+    """The weight gradient (K, C/groups, *k) as one GEMM through im2col's micro-kernel; with
+    :data:`Spec` operands, its plan (a 1-tuple of :class:`GemmPlan`). ValueError where it does
+    not apply: a forced method other than 'im2col', data not float32/float64, or one image's
+    copies over the workspace budget."""
+    if method not in ("auto", "im2col"):
+        raise ValueError(f"method {method!r} does not run the micro-kernel GEMM")
+    batch, channels = x.shape[:2]
+    out_channels, out = gy.shape[1], tuple(gy.shape[2:])
+    budget = get_workspace_budget()
+    layout = im2col_runner.weight_gemm(x.shape, out, kernel, groups, out_channels, stride,
+                                       padding, dilation, x.dtype, threads, budget)
+    if layout is None:
+        raise ValueError("the micro-kernel GEMM needs float32/float64 data and one image's "
+                         "copies within the workspace budget")
+    if isinstance(x, Spec):
+        constants = machine_constants()
+        work = im2col_model.weight_gemm_work(layout, constants)
+        seconds = evaluate(work.terms, constants) + batch * layout.image_bytes() / (
+            COLUMN_BYTES_PER_SECOND)
+        pixels = int(np.prod(out))
+        cg = channels // groups
+        geometry = Geometry(1, groups * batch * pixels, cg * int(np.prod(kernel[:-1])),
+                            kernel[-1], out_channels, 1, 1, (0, 0, 0, 0), (1, 1), (1, 1), groups,
+                            "zeros", np.dtype(x.dtype))
+        return (GemmPlan(geometry, layout, seconds, work.workspace, method == "im2col"),)
+    with numba_threads(layout.slots):
+        return im2col_runner.run_weight_gemm(layout, x, gy, NUMPY_PAD_MODES[padding_mode])
+
+
 # Rate at which NumPy gathers the column matrix (a strided copy), to price it next to the
 # engine's estimates when choosing the weight gradient's formulation. bench/grad.py measured the
 # columns formulation 2.4-12x faster than the swapped correlation on the ResNet stem 7x7/2 and
@@ -296,13 +377,14 @@ COLUMN_BYTES_PER_SECOND = 4e9
 
 def _weight_formulation(x_spec, gy_spec, kernel, groups, stride, padding, dilation,
                         padding_mode, method, threads):
-    """(problems function, plans) of the faster weight-gradient formulation by the engine's
-    estimates: the column GEMM (plus the column matrix's gathering) or the swapped correlation.
-    A forced ``method`` that declines one formulation's problems leaves the other."""
+    """(problems function, plans) of the fastest weight-gradient formulation by the engine's
+    estimates: the micro-kernel GEMM, the column GEMM (plus the column matrix's gathering) or
+    the swapped correlation. A forced ``method`` that declines a formulation's problems leaves
+    the others."""
     arguments = (x_spec, gy_spec, kernel, groups, stride, padding, dilation, padding_mode,
                  "auto" if method == "measure" else method, threads)
     options = []
-    for problems in (_weight_problems, _swapped_problem):
+    for problems in (_gemm_problem, _weight_problems, _swapped_problem):
         try:
             plans = problems(*arguments)
         except ValueError:  # the forced method declines it

@@ -189,11 +189,16 @@ def plan_input(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding
 
 def plan_weight(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0, dilation=1,
                 groups=1, padding_mode="zeros", method="auto", threads=None):
-    """The plans of :func:`conv2d_weight` for these shapes: one :class:`fastconv.Plan` per
-    forward problem it runs, in order. Arguments as in :func:`plan_input`.
+    """The plans of :func:`conv2d_weight` for these shapes, in order: one :class:`fastconv.Plan`
+    per forward problem it runs, or one ``GemmPlan``. Arguments as in :func:`plan_input`.
 
-    The weight gradient has two formulations, and the one with the lower estimate runs:
+    The weight gradient has three formulations, and the one with the lowest estimate runs:
 
+    * float32/float64: one GEMM reducing over batch and pixels through im2col's micro-kernel,
+      which reads a channels-last copy of the padded input in place (no column matrix); its
+      ``GemmPlan`` gives the GEMM as the column formulation's 1x1 problem (``geometry``), the
+      estimate and the workspace. The batch runs in chunks whose copies fit the workspace
+      budget;
     * a GEMM reducing over batch and pixels, as 1x1 problems: the input's column matrix
       ``(1, groups * N * Ho * Wo, C // groups * kh, kw)`` times ``grad_output`` as a
       ``(K, N * Ho * Wo, 1, 1)`` weight, one problem per batch chunk whose column matrix fits the

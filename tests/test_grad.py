@@ -159,6 +159,145 @@ def test_weight_gradient_chunks_within_the_budget(rng):
         check_grads("auto", np.float64, x_shape, w_shape, rng, padding=1)
 
 
+# ---------------------------------------------------------------------------------------------
+# The weight gradient as one GEMM through im2col's micro-kernel (_transpose._gemm_problem).
+
+GEMM_CASES = CASES + [
+    ("32ch-3x3-g1", (2, 32, 7, 9), (40, 32, 3, 3), dict(padding=1)),
+    ("stem-7x7-s2", (2, 3, 19, 17), (64, 3, 7, 7), dict(stride=2, padding=3)),
+    ("g4-d2", (3, 12, 11, 10), (64, 3, 3, 2), dict(groups=4, dilation=2, padding=(2, 1))),
+]
+
+
+def _gemm_weight_gradient(x, w_shape, gy, padding_mode="zeros", **options):
+    from fastconv._transpose import _gemm_problem
+
+    stride, dilation = (options.get(k, 1) for k in ("stride", "dilation"))
+    s, d = (v if isinstance(v, tuple) else (v, v) for v in (stride, dilation))
+    pads = _pairs(options.get("padding", 0), w_shape[2:], s, d)
+    return _gemm_problem(x, gy, w_shape[2:], options.get("groups", 1), s, pads, d, padding_mode,
+                         "auto", 2)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "options"), [c[1:] for c in GEMM_CASES],
+                         ids=[c[0] for c in GEMM_CASES])
+def test_gemm_weight_gradient_matches_reference(x_shape, w_shape, options, dtype, padding_mode,
+                                                rng):
+    """Rows of kernel columns x channels (column dilation 1, no groups) or of channels alone,
+    partial register tiles and panels, strides, dilations, groups, padding modes."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    y = fastconv.conv2d(x, w, padding_mode=padding_mode, **options)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    copies = x.copy(), gy.copy()
+    got = _gemm_weight_gradient(x, w_shape, gy, padding_mode, **options)
+    s, d = (options.get(k, 1) for k in ("stride", "dilation"))
+    s, d = (v if isinstance(v, tuple) else (v, v) for v in (s, d))
+    pads = _pairs(options.get("padding", 0), w_shape[2:], s, d)
+    _, (gw, sw) = reference_grads(x_shape, w, x, gy, s, pads, d, options.get("groups", 1),
+                                  padding_mode)
+    assert_close(got, gw, sw, dtype)
+    np.testing.assert_array_equal(x, copies[0])
+    np.testing.assert_array_equal(gy, copies[1])
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "options"), [
+    ((3, 5, 13), (7, 5, 4), dict(stride=2, padding=1)),
+    ((2, 4, 30), (32, 2, 3), dict(dilation=3, groups=2)),
+    ((2, 4, 5, 6, 7), (6, 2, 3, 2, 3), dict(padding=1, groups=2)),
+    ((1, 3, 6, 7, 8), (33, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=(1, 0, 2))),
+], ids=["1d-s2", "1d-d3-g2", "3d-g2", "3d-s122"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_gemm_weight_gradient_ranks_1_and_3(x_shape, w_shape, options, dtype, rng):
+    """Against the column formulation (NumPy's sliding windows and a forward problem)."""
+    from fastconv._transpose import _weight_problems
+
+    conv = fastconv.conv1d if len(x_shape) == 3 else fastconv.conv3d
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(conv(x, w, **options).shape).astype(dtype)
+    rank = len(x_shape) - 2
+    s, d, p = (options.get(k, default) for k, default in (
+        ("stride", 1), ("dilation", 1), ("padding", 0)))
+    s, d, p = (v if isinstance(v, tuple) else (v,) * rank for v in (s, d, p))
+    pads = tuple((v, v) for v in p)
+    from fastconv._transpose import _gemm_problem
+
+    got = _gemm_problem(x, gy, w_shape[2:], options.get("groups", 1), s, pads, d, "zeros",
+                        "auto", 2)
+    expected = _weight_problems(x.astype(np.float64), gy.astype(np.float64), w_shape[2:],
+                                options.get("groups", 1), s, pads, d, "zeros", "direct", 1)
+    scale = _weight_problems(abs(x).astype(np.float64), abs(gy).astype(np.float64),
+                             w_shape[2:], options.get("groups", 1), s, pads, d, "zeros",
+                             "direct", 1)
+    assert_close(got, expected, scale, dtype)
+
+
+def test_gemm_weight_gradient_is_chosen_and_runs(monkeypatch, rng):
+    """'auto' plans the micro-kernel GEMM for a ResNet 3x3 layer and conv2d_weight runs it;
+    integers and a forced method other than im2col take the forward formulations."""
+    from fastconv._transpose import GemmPlan
+    from fastconv.strategies.im2col import kernels
+
+    (plan,) = fastconv.grad.plan_weight((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32,
+                                        padding=1)
+    assert isinstance(plan, GemmPlan) and plan.method == "im2col"
+    assert plan.geometry.macs == 8 * 64 * 56 * 56 * 64 * 9
+    text = repr(plan)
+    assert "one GEMM reducing over batch and pixels" in text and "kernel columns x channels" in text
+    for method in ("direct", "fft"):
+        plans = fastconv.grad.plan_weight((2, 8, 12, 12), (32, 8, 3, 3), padding=1,
+                                          method=method)
+        assert not any(isinstance(p, GemmPlan) for p in plans)
+    calls = []
+    original = kernels.weight_gradient_gemm
+    monkeypatch.setattr(kernels, "weight_gradient_gemm",
+                        lambda *args: calls.append(args[-1].shape) or original(*args))
+    x = rng.standard_normal((4, 32, 12, 12)).astype(np.float32)
+    gy = rng.standard_normal((4, 64, 12, 12)).astype(np.float32)
+    (plan,) = fastconv.grad.plan_weight(x.shape, (64, 32, 3, 3), dtype=np.float32, padding=1)
+    assert isinstance(plan, GemmPlan)
+    got = fastconv.grad.conv2d_weight(x, (64, 32, 3, 3), gy, padding=1)
+    assert calls
+    _, (gw, sw) = reference_grads(x.shape, np.zeros((64, 32, 3, 3)), x, gy, (1, 1),
+                                  ((1, 1), (1, 1)), (1, 1), 1, "zeros")
+    assert_close(got, gw, sw, np.float32)
+
+
+def test_gemm_weight_gradient_chunks_within_the_budget(rng):
+    """A budget holding a few images' copies: chunks of images, accumulated; the
+    extra memory (tracemalloc: NumPy's copies and the result tile) within the budget. A budget
+    below one image's copies: the formulation does not apply."""
+    import tracemalloc
+
+    from fastconv.strategies.im2col import runner
+
+    x = rng.standard_normal((5, 64, 20, 20)).astype(np.float32)
+    gy = rng.standard_normal((5, 64, 20, 20)).astype(np.float32)
+    budget = 2**20
+    with fastconv.workspace_budget(budget):
+        layout = runner.weight_gemm(x.shape, (20, 20), (3, 3), 1, 64, (1, 1), ((1, 1), (1, 1)),
+                                    (1, 1), np.float32, 2, budget)
+        assert layout.images < x.shape[0]
+        _gemm_weight_gradient(x, (64, 64, 3, 3), gy, padding=1)  # compiled outside the trace
+        tracemalloc.start()
+        try:
+            got = _gemm_weight_gradient(x, (64, 64, 3, 3), gy, padding=1)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak - got.nbytes <= budget + 2**16, (peak - got.nbytes, budget)
+    _, (gw, sw) = reference_grads(x.shape, np.zeros((64, 64, 3, 3)), x, gy, (1, 1),
+                                  ((1, 1), (1, 1)), (1, 1), 1, "zeros")
+    assert_close(got, gw, sw, np.float32)
+    assert runner.weight_gemm(x.shape, (20, 20), (3, 3), 1, 64, (1, 1), ((1, 1), (1, 1)), (1, 1),
+                              np.float32, 2, 2**16) is None
+    assert runner.weight_gemm(x.shape, (20, 20), (3, 3), 1, 64, (1, 1), ((1, 1), (1, 1)), (1, 1),
+                              np.complex64, 2, 2**26) is None
+
+
 @pytest.mark.parametrize("shape", [(3, 6, 6), (6, 6)], ids=["CHW", "HW"])
 def test_unbatched_shapes(shape, rng):
     w_shape = (2, 3, 3, 3) if len(shape) == 3 else (3, 3)

@@ -523,3 +523,50 @@ def correlate_pointwise(x, w, bias, groups, chunk, tile, k_block, args, scalars,
                 gemm(pixels, kb, min(chunk, cg - c0), x[n, g * cg + c0, p0:], pixels_total,
                      w[k0, c0:], cg, 1, out[n, k0, p0:], pixels_total, args[slot], scalars[slot],
                      trans)
+
+
+@parallel_kernel
+def weight_gradient_gemm(x, gpack, offsets, tap_offsets, plane, channel_step, slots,
+                         depth_block, accumulate, out):
+    """out[g, t, r, k] = sum over images n and pixels d of
+    x[n * plane + g * channel_step + tap_offsets[t] + offsets[d] + r] * gy[n, g * Kg + k, d]
+    (``accumulate``: added to ``out``): a convolution's weight gradient as one GEMM whose
+    reduction runs over the batch and the output pixels, through gemm.microkernel. ``x`` is the
+    padded input channels-last, so that the micro-kernel's rows r are consecutive input
+    channels (and kernel columns, at column dilation 1 without groups) of one input pixel, read
+    in place: no column matrix.
+
+    Preconditions: ``x`` 1-D, float32 or float64, N * ``plane`` values and at least R more (the
+    last row block reads past its run; those rows are dropped); ``gpack`` (N * G, Kgp * D) the
+    packed grad_output (pack_panels of (N * G * Kg, D)); ``offsets`` int64 (D,), ``tap_offsets``
+    int64 (T,); ``out`` (G, T, R, Kgp), R a multiple of gemm.tile_rows, Kgp of the panel width.
+    Items (g, t, block of rows, panel) are split evenly over ``slots`` threads, each running
+    every image and block of ``depth_block`` pixels over its items: the grad_output block stays
+    in cache while the items read it.
+    """
+    groups, taps, rows_total, kgp = out.shape
+    width = panel_elements(gpack)
+    rows = micro_rows(gpack)
+    row_blocks = rows_total // rows
+    panels = kgp // width
+    n_items = groups * taps * row_blocks * panels
+    images = gpack.shape[0] // groups
+    pixels = offsets.shape[0]
+    out_flat = out.reshape(out.size)
+    for slot in prange(slots):
+        first = slot * n_items // slots
+        last = (slot + 1) * n_items // slots
+        for n in range(images):
+            for d0 in range(0, pixels, depth_block):
+                dc = min(depth_block, pixels - d0)
+                stores = not accumulate and n == 0 and d0 == 0
+                for item in range(first, last):
+                    m = item % panels
+                    block = item // panels
+                    r0 = block % row_blocks * rows
+                    t = block // row_blocks % taps
+                    g = block // (row_blocks * taps)
+                    microkernel(dc, gpack[n * groups + g], (m * pixels + d0) * width, x,
+                                n * plane + g * channel_step + tap_offsets[t] + r0, offsets, d0,
+                                out_flat, ((g * taps + t) * rows_total + r0) * kgp + m * width,
+                                kgp, not stores)

@@ -1,6 +1,8 @@
 """The im2col strategy's cost model, its lower bound, its machine constants and its calibration
 problems."""
 
+import math
+
 from ...core.costing import (
     GEMM_DTYPE_COST,
     Constant,
@@ -11,7 +13,7 @@ from ...core.costing import (
     share_floor,
 )
 from ...core.geometry import make_geometry as layer
-from .gemm import tile_rows
+from .gemm import panel_width, tile_rows
 from .runner import (
     BlasPointwiseTiling,
     ImplicitTiling,
@@ -190,6 +192,26 @@ def bound(geometry, threads, constants):
         rate = constants.implicit_f32 if itemsize == 4 else constants.implicit_f64
         cheapest = min(blas, g.macs * rate + (out_bytes + in_bytes) * constants.unfold)
     return constants.im2col_call + cheapest * share_floor(threads, constants)
+
+
+def weight_gemm_work(layout, constants):
+    """The price of runner.run_weight_gemm's kernel calls with ``layout``: per chunk of images a
+    call; the micro-kernel's multiply-adds as computed (rows and output channels rounded up to
+    the register tile and the panels), shared by ``layout.slots`` threads. Its copies are NumPy's
+    and priced with the column gathering they replace (_transpose.py)."""
+    itemsize = layout.dtype.itemsize
+    groups, taps, rows, kgp = layout.out_tile
+    images = layout.input_shape[0]
+    chunks = -(-images // layout.images)
+    items = groups * taps * rows // tile_rows(itemsize) * kgp // panel_width(itemsize)
+    terms = {"im2col_call": chunks}
+    if layout.slots > 1:
+        terms["launch"] = chunks
+    macs = groups * taps * rows * kgp * images * math.prod(layout.out_shape)
+    add_term(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
+             macs * parallel_share(items, layout.slots, constants))
+    workspace = layout.fixed_bytes() + layout.images * layout.image_bytes()
+    return Work(terms, workspace, layout)
 
 
 def calibration_problems():

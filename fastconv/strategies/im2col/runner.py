@@ -596,3 +596,167 @@ def _run_unfolded(problem, tiling, trans, out):
         np.empty(tiling.cols_shape(g), g.dtype), np.empty(tiling.phases_shape(g), g.dtype),
         np.empty((tiling.slots, 6), np.int32), np.empty((tiling.slots, 2), g.dtype), trans, out,
     )
+
+
+# Output pixels per depth block of the weight-gradient GEMM: the grad_output block of every
+# panel (256 x 32 channels x 4 bytes fp32: 32 KiB a panel) stays in cache while a thread's items
+# read it.
+WEIGHT_DEPTH_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class WeightGemm:
+    """The weight gradient ``gw[k, c, *t] = sum over n, o of gy[n, k, o] * xp[n, c, o*s + t*d]``
+    as one GEMM through the micro-kernel (kernels.weight_gradient_gemm), for float32/float64.
+
+    The padded input is copied channels-last, so that for one tap the channels of one input
+    pixel are consecutive: they are the micro-kernel's rows, read in place (a *run* of
+    ``run`` values; at column dilation 1 without groups, all kernel columns of all channels,
+    kw * C values); grad_output is packed into panels of output channels. The batch runs in
+    chunks of ``images`` whose copies fit the workspace budget, accumulating into one result.
+    """
+
+    input_shape: tuple
+    out_shape: tuple  # grad_output's spatial shape
+    kernel: tuple
+    groups: int
+    out_channels: int
+    stride: tuple
+    padding: tuple  # (lo, hi) per spatial axis
+    dilation: tuple
+    dtype: np.dtype
+    images: int  # per chunk
+    slots: int
+
+    @property
+    def columns_in_run(self):
+        """Whether a run holds the kernel columns too (column dilation 1, no groups)."""
+        return self.dilation[-1] == 1 and self.groups == 1
+
+    @property
+    def padded(self):
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.input_shape[2:], self.padding,
+                                                         strict=True))
+
+    @property
+    def run(self):
+        cg = self.input_shape[1] // self.groups
+        return self.kernel[-1] * self.input_shape[1] if self.columns_in_run else cg
+
+    @property
+    def strides(self):
+        """Elements between neighbours along each spatial axis of the channels-last copy."""
+        channels = self.input_shape[1]
+        return tuple(channels * math.prod(self.padded[axis + 1:])
+                     for axis in range(len(self.kernel)))
+
+    @property
+    def taps(self):
+        """Offsets of the runs' taps, in the order of the result's second axis."""
+        axes = self.kernel[:-1] if self.columns_in_run else self.kernel
+        return _grid_offsets(axes, self.dilation, self.strides)
+
+    @property
+    def pixel_offsets(self):
+        """Offsets of the output pixels' windows (grad_output's order)."""
+        return _grid_offsets(self.out_shape, self.stride, self.strides)
+
+    @property
+    def out_tile(self):
+        """(G, T, R, Kgp): the result's rows rounded up to the micro-kernel's, its output
+        channels to whole panels."""
+        itemsize = self.dtype.itemsize
+        panel = gemm.panel_width(itemsize)
+        kg = self.out_channels // self.groups
+        taps = math.prod(self.kernel[:-1] if self.columns_in_run else self.kernel)
+        return (self.groups, taps, _round_up(self.run, gemm.tile_rows(itemsize)),
+                _round_up(kg, panel))
+
+    def image_bytes(self):
+        """Workspace per image of a chunk: its padded copy (when padded), the channels-last
+        copy and the packed grad_output."""
+        g, _, _, kgp = self.out_tile
+        plane = self.input_shape[1] * math.prod(self.padded)
+        padded = plane if any(map(any, self.padding)) else 0
+        return (plane + padded + g * kgp * math.prod(self.out_shape)) * self.dtype.itemsize
+
+    def fixed_bytes(self):
+        """Workspace besides the chunks: the result tile, the offset tables and the slack."""
+        tile = math.prod(self.out_tile)
+        taps = self.out_tile[1]
+        return (tile + self.out_tile[2]) * self.dtype.itemsize + 8 * (
+            math.prod(self.out_shape) + taps)
+
+
+def _grid_offsets(sizes, steps, strides):
+    """Offsets ``sum of i[a] * steps[a] * strides[a]`` over the grid ``i < sizes`` (C order;
+    ``sizes`` may cover only the leading axes)."""
+    offsets = np.zeros(1, np.int64)
+    for size, step, stride in zip(sizes, steps, strides, strict=False):
+        offsets = (offsets[:, None] + np.arange(size, dtype=np.int64) * (step * stride)).ravel()
+    return offsets
+
+
+def weight_gemm(input_shape, out_shape, kernel, groups, out_channels, stride, padding, dilation,
+                dtype, threads, budget):
+    """The weight-gradient GEMM's layout (:class:`WeightGemm`) within ``budget``, or None where
+    it does not apply: not float32/float64, or not one image's copies within the budget."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        return None
+    layout = WeightGemm(tuple(input_shape), tuple(out_shape), tuple(kernel), groups,
+                        out_channels, tuple(stride), tuple(padding), tuple(dilation), dtype, 1, 1)
+    room = budget - layout.fixed_bytes()
+    if room < layout.image_bytes():
+        return None
+    images = min(input_shape[0], room // layout.image_bytes())
+    g, taps, rows, kgp = layout.out_tile
+    items = g * taps * rows // gemm.tile_rows(dtype.itemsize) * kgp // gemm.panel_width(
+        dtype.itemsize)
+    slots = max(1, min(threads, items))
+    return WeightGemm(*(getattr(layout, name) for name in (
+        "input_shape", "out_shape", "kernel", "groups", "out_channels", "stride", "padding",
+        "dilation", "dtype")), images, slots)
+
+
+def run_weight_gemm(layout, x, gy, pad_mode):
+    """The weight gradient (K, C / groups, *kernel) of canonical ``x`` (N, C, *spatial) and
+    ``grad_output`` ``gy`` (N, K, *out) by ``layout``; ``pad_mode`` is numpy.pad's mode of the
+    forward's padding. Threads: the caller's Numba setting (layout.slots items at once)."""
+    n_images, channels = x.shape[:2]
+    rank = len(layout.kernel)
+    groups, taps, rows, kgp = layout.out_tile
+    kg = layout.out_channels // groups
+    cg = channels // groups
+    padded = layout.padded
+    plane = channels * math.prod(padded)
+    offsets = layout.pixel_offsets
+    pixels = offsets.shape[0]
+    tap_offsets = layout.taps
+    result = aligned_empty(layout.out_tile, x.dtype)
+    kernels = _kernels()
+    for start in range(0, n_images, layout.images):
+        stop = min(start + layout.images, n_images)
+        chunk = x[start:stop]
+        if any(map(any, layout.padding)):
+            chunk = np.pad(chunk, ((0, 0), (0, 0), *layout.padding), pad_mode)
+        flat = aligned_empty(((stop - start) * plane + rows,), x.dtype)
+        flat[(stop - start) * plane:] = 0
+        flat[:(stop - start) * plane].reshape(stop - start, *padded, channels)[...] = (
+            np.moveaxis(chunk, 1, -1))
+        packed = aligned_empty(((stop - start) * groups, kgp // gemm.panel_width(
+            x.dtype.itemsize), pixels, gemm.panel_width(x.dtype.itemsize)), x.dtype)
+        kernels.pack_panels(gy[start:stop].reshape((stop - start) * layout.out_channels, pixels),
+                            (stop - start) * groups, packed)
+        kernels.weight_gradient_gemm(
+            flat, packed.reshape((stop - start) * groups, kgp * pixels), offsets, tap_offsets,
+            plane, cg, layout.slots, WEIGHT_DEPTH_BLOCK, start > 0, result)
+    if layout.columns_in_run:
+        kw = layout.kernel[-1]
+        gathered = result[0, :, :kw * channels, :kg].reshape(*layout.kernel, channels, kg)
+        order = (rank + 1, rank, *range(rank))
+    else:
+        gathered = result[:, :, :cg, :kg].reshape(groups, *layout.kernel, cg, kg)
+        order = (0, rank + 2, rank + 1, *range(1, rank + 1))
+    return np.ascontiguousarray(gathered.transpose(order)).reshape(
+        layout.out_channels, cg, *layout.kernel)
