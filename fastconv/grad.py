@@ -10,10 +10,13 @@ Each function is computed by forward correlations of the engine, which the plann
 
 * ``conv2d_input``: one correlation per stride phase of ``grad_output`` with the weight's taps of
   that phase, flipped, input and output channels swapped (the stride-phase decomposition);
-* ``conv2d_weight``: a GEMM reducing over batch and pixels (1x1 problems on the input's column
-  matrix), or one correlation of the padded input with ``grad_output`` as an output-sized kernel
-  (batch and channels swap roles, and so do stride and dilation), whichever the planner
-  estimates faster.
+  phases that read the same window of ``grad_output`` with as many taps share one correlation,
+  their taps side by side as output channels;
+* ``conv2d_weight``: a GEMM reducing over batch and pixels (through im2col's micro-kernel on a
+  channels-last copy of the input, or as 1x1 problems on the input's column matrix), or one
+  correlation of the padded input with ``grad_output`` as an output-sized kernel (batch and
+  channels swap roles, and so do stride and dilation), whichever the planner estimates
+  fastest.
 
 :func:`plan_input`, :func:`plan_weight` and :func:`plan_transpose` return those problems'
 plans, which explain the choices as :func:`fastconv.plan` does.
@@ -170,7 +173,8 @@ def plan_input(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding
     """The plans of :func:`conv2d_input` (and of ``conv{1,3}d_input`` when the engine has them)
     for these shapes: one :class:`fastconv.Plan` per forward problem it runs, in order.
 
-    A strided gradient runs one problem per stride phase (fewer when a phase meets no tap). Each
+    A strided gradient runs one problem per stride phase (fewer when a phase meets no tap, or
+    when phases read the same window with as many taps: they share one problem). Each
     plan's table shows that problem: ``grad_output``'s window as the input, the phase's flipped
     taps with channels swapped as the weight. Arguments as in :func:`fastconv.plan`; the rank
     follows ``weight_shape`` (full ``(K, C // groups, *k)``, or ``(kh, kw)`` with a spatial
@@ -221,7 +225,7 @@ def plan_weight(input_shape, weight_shape, *, dtype=np.float64, stride=1, paddin
 def plan_transpose(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding=0,
                    output_padding=0, groups=1, dilation=1, method="auto", threads=None):
     """The plans of :func:`fastconv.conv_transpose2d` for these shapes: one
-    :class:`fastconv.Plan` per stride phase it runs (see :func:`plan_input`).
+    :class:`fastconv.Plan` per problem of stride phases it runs (see :func:`plan_input`).
 
     Examples
     --------

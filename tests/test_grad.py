@@ -126,6 +126,9 @@ CASES = [
     ("2x2-s2-valid", (1, 2, 8, 8), (2, 2, 2, 2), dict(stride=2, padding="valid")),
     ("7x7-s2-p3", (2, 3, 16, 16), (4, 3, 7, 7), dict(stride=2, padding=3)),
     ("3x3-full", (1, 2, 6, 6), (2, 2, 3, 3), dict(padding="full")),
+    # Phases that share one problem (groups kept apart in its channels).
+    ("4x4-s2-g2", (2, 4, 8, 8), (6, 2, 4, 4), dict(stride=2, groups=2, padding=1)),
+    ("5x4-s3-g2-p1", (1, 4, 10, 9), (4, 2, 5, 4), dict(stride=3, groups=2, padding=1)),
 ]
 
 
@@ -349,6 +352,9 @@ TRANSPOSE_CASES = [
     ("k4-s2-p1", (2, 4, 5, 6), (4, 3, 4, 4), dict(stride=2, padding=1)),
     ("k3-s2-op1", (1, 3, 4, 4), (3, 2, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ("k2-s2", (2, 4, 3, 3), (4, 2, 2, 2), dict(stride=2)),
+    ("k4-s2-g2", (2, 4, 3, 3), (4, 3, 4, 4), dict(stride=2, groups=2)),
+    ("k4-s2-d3-p2", (1, 2, 5, 6), (2, 3, 4, 4), dict(stride=2, dilation=3, padding=2)),
+    ("k4-s2-d5", (1, 2, 4, 3), (2, 2, 4, 4), dict(stride=2, dilation=5)),
     ("k3-s(3,2)-d2-g2-op(2,1)", (2, 4, 4, 5), (4, 3, 3, 2),
      dict(stride=(3, 2), dilation=2, groups=2, padding=(1, 0), output_padding=(2, 1))),
     ("k3-s1-d2-op1", (1, 2, 5, 5), (2, 2, 3, 3), dict(dilation=2, output_padding=1)),
@@ -499,17 +505,26 @@ def test_adjoint_identity(problem):
 def test_plans_explain_the_forward_problems():
     plans = fastconv.grad.plan_transpose((8, 256, 16, 16), (256, 128, 4, 4), dtype=np.float32,
                                          stride=2, padding=1)
-    assert len(plans) == 4  # one per stride phase, each with 2x2 taps
-    assert all(p.geometry.kernel_height == p.geometry.kernel_width == 2 for p in plans)
-    assert all(p.geometry.channels == 256 and p.geometry.out_channels == 128 for p in plans)
-    assert all(p.method in fastconv.METHODS for p in plans)
+    # Four stride phases of 2x2 taps and 16x16 outputs, windows one apart: one problem of
+    # 17x17 outputs, the phases' taps side by side as 4 x 128 output channels.
+    (plan,) = plans
+    assert plan.geometry.kernel_height == plan.geometry.kernel_width == 2
+    assert (plan.geometry.channels, plan.geometry.out_channels) == (256, 4 * 128)
+    assert (plan.geometry.out_height, plan.geometry.out_width) == (17, 17)
+    assert plan.method in fastconv.METHODS
+    # Phases of different tap counts run apart (3 taps at stride 2: phases of 2 and 1 taps),
+    # and so do windows more than one apart (4 taps, stride 2, dilation 5: 2 apart).
+    assert len(fastconv.grad.plan_transpose((1, 2, 9, 9), (2, 2, 3, 3), stride=2)) == 4
+    assert len(fastconv.grad.plan_transpose((1, 2, 9, 9), (2, 2, 4, 4), stride=2,
+                                            dilation=5)) == 4
     forced = fastconv.grad.plan_input((2, 8, 12, 12), (8, 8, 3, 3), padding=1, method="direct")
     assert [p.method for p in forced] == ["direct"] and forced[0].requested
     (weight,) = fastconv.grad.plan_weight((2, 8, 12, 12), (8, 8, 3, 3), padding=1)
     assert weight.geometry.macs == 2 * 8 * 8 * 12 * 12 * 9  # the forward's multiply-adds
-    # Every phase of a stride-3 gradient of a 2-tap kernel: three phases, one meets no tap.
+    # Every phase of a stride-3 gradient of a 2-tap kernel: three phases per axis, one meets no
+    # tap; the 2 x 2 others have one tap each: pointwise problems, apart.
     phases = fastconv.grad.plan_input((1, 1, 9, 9), (1, 1, 2, 2), stride=3)
-    assert len(phases) == 4
+    assert len(phases) == 4 and all(p.geometry.kernel_height == 1 for p in phases)
 
 
 def test_grad_loads_lazily():

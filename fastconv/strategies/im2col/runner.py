@@ -673,8 +673,9 @@ class WeightGemm:
                 _round_up(kg, panel))
 
     def image_bytes(self):
-        """Workspace per image of a chunk: its padded copy (when padded), the channels-last
-        copy and the packed grad_output."""
+        """Workspace per image of a chunk: its padded copy (when padded: numpy.pad for the modes
+        other than zeros, counted for every mode), the channels-last copy and the packed
+        grad_output."""
         g, _, _, kgp = self.out_tile
         plane = self.input_shape[1] * math.prod(self.padded)
         padded = plane if any(map(any, self.padding)) else 0
@@ -738,12 +739,17 @@ def run_weight_gemm(layout, x, gy, pad_mode):
     for start in range(0, n_images, layout.images):
         stop = min(start + layout.images, n_images)
         chunk = x[start:stop]
-        if any(map(any, layout.padding)):
-            chunk = np.pad(chunk, ((0, 0), (0, 0), *layout.padding), pad_mode)
         flat = aligned_empty(((stop - start) * plane + rows,), x.dtype)
         flat[(stop - start) * plane:] = 0
-        flat[:(stop - start) * plane].reshape(stop - start, *padded, channels)[...] = (
-            np.moveaxis(chunk, 1, -1))
+        copy = flat[:(stop - start) * plane].reshape(stop - start, *padded, channels)
+        if pad_mode == "constant" and any(map(any, layout.padding)):
+            # Zeros, then the image into its window: no padded copy of the chunk.
+            copy[...] = 0
+            copy = copy[(slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(
+                layout.padding, x.shape[2:], strict=True)))]
+        elif any(map(any, layout.padding)):
+            chunk = np.pad(chunk, ((0, 0), (0, 0), *layout.padding), pad_mode)
+        copy[...] = np.moveaxis(chunk, 1, -1)
         packed = aligned_empty(((stop - start) * groups, kgp // gemm.panel_width(
             x.dtype.itemsize), pixels, gemm.panel_width(x.dtype.itemsize)), x.dtype)
         kernels.pack_panels(gy[start:stop].reshape((stop - start) * layout.out_channels, pixels),
