@@ -25,9 +25,10 @@ plans, which explain the choices as :func:`fastconv.plan` does.
 import numpy as np
 
 from . import _transpose
+from ._transpose import GemmPlan
 
-__all__ = ["conv1d_input", "conv1d_weight", "conv2d_input", "conv2d_weight", "conv3d_input",
-           "conv3d_weight", "plan_input", "plan_transpose", "plan_weight"]
+__all__ = ["GemmPlan", "conv1d_input", "conv1d_weight", "conv2d_input", "conv2d_weight",
+           "conv3d_input", "conv3d_weight", "plan_input", "plan_transpose", "plan_weight"]
 
 
 def conv2d_input(input_shape, weight, grad_output, *, stride=1, padding=0, dilation=1, groups=1,
@@ -200,7 +201,7 @@ def plan_weight(input_shape, weight_shape, *, dtype=np.float64, stride=1, paddin
 
     * float32/float64: one GEMM reducing over batch and pixels through im2col's micro-kernel,
       which reads a channels-last copy of the padded input in place (no column matrix); its
-      ``GemmPlan`` gives the GEMM as the column formulation's 1x1 problem (``geometry``), the
+      :class:`GemmPlan` gives the GEMM as the column formulation's 1x1 problem (``geometry``), the
       estimate and the workspace. The batch runs in chunks whose copies fit the workspace
       budget;
     * a GEMM reducing over batch and pixels, as 1x1 problems: the input's column matrix

@@ -241,7 +241,7 @@ def test_gemm_weight_gradient_ranks_1_and_3(x_shape, w_shape, options, dtype, rn
 def test_gemm_weight_gradient_is_chosen_and_runs(monkeypatch, rng):
     """'auto' plans the micro-kernel GEMM for a ResNet 3x3 layer and conv2d_weight runs it;
     integers and a forced method other than im2col take the forward formulations."""
-    from fastconv._transpose import GemmPlan
+    from fastconv.grad import GemmPlan
     from fastconv.strategies.im2col import kernels
 
     (plan,) = fastconv.grad.plan_weight((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32,

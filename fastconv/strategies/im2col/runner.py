@@ -5,7 +5,7 @@ of a pointwise layer) and sizes the tiles within the workspace budget; the runne
 one thread per Numba thread and calls the kernel of that path."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -714,10 +714,7 @@ def weight_gemm(input_shape, out_shape, kernel, groups, out_channels, stride, pa
     g, taps, rows, kgp = layout.out_tile
     items = g * taps * rows // gemm.tile_rows(dtype.itemsize) * kgp // gemm.panel_width(
         dtype.itemsize)
-    slots = max(1, min(threads, items))
-    return WeightGemm(*(getattr(layout, name) for name in (
-        "input_shape", "out_shape", "kernel", "groups", "out_channels", "stride", "padding",
-        "dilation", "dtype")), images, slots)
+    return replace(layout, images=images, slots=max(1, min(threads, items)))
 
 
 def run_weight_gemm(layout, x, gy, pad_mode):
@@ -734,12 +731,16 @@ def run_weight_gemm(layout, x, gy, pad_mode):
     offsets = layout.pixel_offsets
     pixels = offsets.shape[0]
     tap_offsets = layout.taps
+    panel = gemm.panel_width(x.dtype.itemsize)
     result = aligned_empty(layout.out_tile, x.dtype)
+    # One chunk's buffers, reused by every chunk (the last may be smaller).
+    copies = aligned_empty((layout.images * plane + rows,), x.dtype)
+    packs = aligned_empty((layout.images * groups, kgp // panel, pixels, panel), x.dtype)
     kernels = _kernels()
     for start in range(0, n_images, layout.images):
         stop = min(start + layout.images, n_images)
         chunk = x[start:stop]
-        flat = aligned_empty(((stop - start) * plane + rows,), x.dtype)
+        flat = copies[:(stop - start) * plane + rows]
         flat[(stop - start) * plane:] = 0
         copy = flat[:(stop - start) * plane].reshape(stop - start, *padded, channels)
         if pad_mode == "constant" and any(map(any, layout.padding)):
@@ -750,8 +751,7 @@ def run_weight_gemm(layout, x, gy, pad_mode):
         elif any(map(any, layout.padding)):
             chunk = np.pad(chunk, ((0, 0), (0, 0), *layout.padding), pad_mode)
         copy[...] = np.moveaxis(chunk, 1, -1)
-        packed = aligned_empty(((stop - start) * groups, kgp // gemm.panel_width(
-            x.dtype.itemsize), pixels, gemm.panel_width(x.dtype.itemsize)), x.dtype)
+        packed = packs[:(stop - start) * groups]
         kernels.pack_panels(gy[start:stop].reshape((stop - start) * layout.out_channels, pixels),
                             (stop - start) * groups, packed)
         kernels.weight_gradient_gemm(
