@@ -192,8 +192,25 @@ def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
             counts = tuple(_length(p.out, n) for p, n in zip(member, lengths, strict=True))
             part = result[(slice(None), slice(None), index, Ellipsis, *(
                 slice(o, o + c) for o, c in zip(offsets, counts, strict=True)))]
-            out[(Ellipsis, *(p.out for p in member))] = part.reshape(batch, channels, *counts)
+            _scatter(part.reshape(batch, channels, *counts), member, out, threads)
     return tuple(out) if planning else out
+
+
+def _scatter(part, pieces, out, threads):
+    """``out[..., *(p.out for p in pieces)] = part``: float32/float64 through a parallel kernel
+    (core/phases.py), other dtypes by NumPy."""
+    if out.dtype not in (np.float32, np.float64):
+        out[(Ellipsis, *(p.out for p in pieces))] = part
+        return
+    from .core.phases import scatter_phase
+
+    lead = 3 - len(pieces)
+    planes = out.shape[0] * out.shape[1]
+    first = np.array([0] * lead + [p.out.start for p in pieces], np.int64)
+    step = np.array([1] * lead + [p.out.step for p in pieces], np.int64)
+    with numba_threads(threads):
+        scatter_phase(np.ascontiguousarray(part).reshape(planes, *(1,) * lead, *part.shape[2:]),
+                      first, step, out.reshape(planes, *(1,) * lead, *out.shape[2:]))
 
 
 def _window(piece):
