@@ -164,36 +164,74 @@ def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
         _swap_channels(w, groups))
     lengths = tuple(n for _, n in windows)
     out = [] if planning else np.zeros((batch, channels, *lengths), gy.dtype)
-    for window, members in _shared_windows(product(*axes), kernel):
-        pieces = members[0][0]
-        source = tuple(slice(max(lo, 0), min(hi, n)) for (lo, hi), n in zip(window, sizes,
-                                                                           strict=True))
-        options = dict(stride=(1,) * len(pieces),
-                       padding=tuple((max(-lo, 0), max(hi - n, 0))
-                                     for (lo, hi), n in zip(window, sizes, strict=True)),
-                       dilation=tuple(p.dilation for p in pieces), groups=groups,
-                       padding_mode="zeros", method=method, threads=threads)
+    specs = (gy, swapped) if planning else (Spec(gy.shape, gy.dtype),
+                                            Spec(swapped.shape, swapped.dtype))
+
+    def seconds(problem):
+        plan = _phase_problem(problem, *specs, groups, method, threads)
+        return plan.candidate(plan.method).seconds or 0.0
+
+    for problem in _shared_windows(product(*axes), kernel, seconds):
         if planning:
-            x_shape = gy.shape[:2] + tuple(_length(s, n) for s, n in zip(source, sizes,
-                                                                        strict=True))
-            w_shape = (len(members) * channels, swapped.shape[1]) + tuple(
-                _length(p.taps, k) for p, k in zip(pieces, kernel, strict=True))
-            out.append(_forward(Spec(x_shape, gy.dtype), Spec(w_shape, w.dtype), **options))
-            continue
-        # Per group, the members' output channels side by side: (groups, members, C/groups).
-        taps = np.stack([swapped[(Ellipsis, *(p.taps for p in member))]
-                         for member, _ in members])
-        taps = taps.reshape(len(members), groups, channels // groups, *taps.shape[2:]).swapaxes(
-            0, 1).reshape(len(members) * channels, *taps.shape[2:])
-        result = _forward(gy[(Ellipsis, *source)], taps, **options)
-        result = result.reshape(batch, groups, len(members), channels // groups,
-                                *result.shape[2:])
-        for index, (member, offsets) in enumerate(members):
-            counts = tuple(_length(p.out, n) for p, n in zip(member, lengths, strict=True))
-            part = result[(slice(None), slice(None), index, Ellipsis, *(
-                slice(o, o + c) for o, c in zip(offsets, counts, strict=True)))]
-            _scatter(part.reshape(batch, channels, *counts), member, out, threads)
+            out.append(_phase_problem(problem, gy, swapped, groups, method, threads))
+        else:
+            _run_phases(problem, gy, swapped, groups, method, threads, lengths, out)
     return tuple(out) if planning else out
+
+
+def _phase_problem(problem, gy, swapped, groups, method, threads):
+    """The forward problem of ``problem`` (see :func:`_shared_windows`): its plan when ``gy``
+    and ``swapped`` are :data:`Spec`, else its result (N, groups, members, C/groups, *out),
+    the members' taps side by side as output channels, zero taps after a member's own."""
+    window, taps, members = problem
+    sizes = gy.shape[2:]
+    channels = swapped.shape[0]
+    source = tuple(slice(max(lo, 0), min(hi, n)) for (lo, hi), n in zip(window, sizes,
+                                                                       strict=True))
+    options = dict(stride=(1,) * len(taps),
+                   padding=tuple((max(-lo, 0), max(hi - n, 0))
+                                 for (lo, hi), n in zip(window, sizes, strict=True)),
+                   dilation=tuple(p.dilation for p in members[0][0]), groups=groups,
+                   padding_mode="zeros", method=method, threads=threads)
+    if isinstance(gy, Spec):
+        x_shape = gy.shape[:2] + tuple(_length(s, n) for s, n in zip(source, sizes, strict=True))
+        return _forward(Spec(x_shape, gy.dtype), Spec((len(members) * channels,
+                                                       swapped.shape[1], *taps), swapped.dtype),
+                        **options)
+    weights = np.zeros((len(members), *swapped.shape[:2], *taps), swapped.dtype)
+    for index, (member, _) in enumerate(members):
+        own = swapped[(Ellipsis, *(p.taps for p in member))]
+        weights[(index, Ellipsis, *(slice(0, n) for n in own.shape[2:]))] = own
+    # Per group, the members' output channels side by side: (groups, members, C/groups).
+    weights = weights.reshape(len(members), groups, channels // groups, *weights.shape[2:])
+    weights = weights.swapaxes(0, 1).reshape(len(members) * channels, *weights.shape[3:])
+    result = _forward(gy[(Ellipsis, *source)], weights, **options)
+    return result.reshape(gy.shape[0], groups, len(members), channels // groups,
+                          *result.shape[2:])
+
+
+def _run_phases(problem, gy, swapped, groups, method, threads, lengths, out):
+    """Compute ``problem`` and write its members' phases into ``out``. A member given zero taps
+    multiplies grad_output samples it does not read by zero: where the result holds NaN or Inf,
+    the members run apart instead, so that non-finite values reach exactly the positions that
+    read them."""
+    window, taps, members = problem
+    padded = any(_length(p.taps, k) < t for member, _ in members
+                 for p, k, t in zip(member, swapped.shape[2:], taps, strict=True))
+    result = _phase_problem(problem, gy, swapped, groups, method, threads)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = not padded or np.isfinite(np.sum(result))
+    if not finite:
+        for member, _ in members:
+            _run_phases(_merged([member], swapped.shape[2:]), gy, swapped, groups, method,
+                        threads, lengths, out)
+        return
+    batch, channels = gy.shape[0], swapped.shape[0]
+    for index, (member, offsets) in enumerate(members):
+        counts = tuple(_length(p.out, n) for p, n in zip(member, lengths, strict=True))
+        part = result[(slice(None), slice(None), index, Ellipsis, *(
+            slice(o, o + c) for o, c in zip(offsets, counts, strict=True)))]
+        _scatter(part.reshape(batch, channels, *counts), member, out, threads)
 
 
 def _scatter(part, pieces, out, threads):
@@ -218,52 +256,58 @@ def _window(piece):
     return piece.source.start - piece.padding[0], piece.source.stop + piece.padding[1]
 
 
-def _shared_windows(combinations, kernel):
-    """The stride phases (one piece per axis each) as forward problems: a list of
-    ``(window, members)``, ``window`` one (start, stop) per axis of grad_output positions (zeros
-    outside grad_output), ``members`` the phases it computes as ``(pieces, offsets)``, a phase's
-    outputs at ``offsets`` of the problem's output (its taps side by side as output channels).
+def _shared_windows(combinations, kernel, seconds):
+    """The stride phases (one piece per axis each) as forward problems ``(window, taps,
+    members)``: ``window`` one (start, stop) per axis of grad_output positions (zeros outside
+    grad_output), ``taps`` the problem's taps per axis, ``members`` the phases it computes as
+    ``(pieces, offsets)``, a phase's outputs at ``offsets`` of the problem's output.
 
-    Phases with the same tap counts (more than one tap) and dilations share one problem when the
-    union of their windows is at most one position longer per axis than each, else those with
-    equal windows do. DCGAN's 4x4/2 (padding 1) is then one problem of 17x17 outputs with 4x the
-    channels for its four phases of 16x16: conv_transpose2d 8x256->128 on 16x16, 2 threads,
-    medians of three interleaved processes, fp32 21.6 -> 18.5 ms, fp64 35.9 -> 31.6 ms.
-    Single-tap phases (kernel == stride) stay apart: pointwise problems that the micro-kernel
-    runs on grad_output in place, where the merged one (more outputs than inputs) took BLAS:
-    U-Net's 2x2/2 4x128->64 on 56x56 fp32 13.7 -> 15.0 ms merged.
+    Phases of the same dilations share one problem, their taps side by side as output channels
+    (a phase with fewer taps gets zero taps after its own, windows spanning all of theirs), when
+    the planner's estimate (``seconds`` of a problem) of the shared problem is below the sum of
+    theirs apart. The ResNet stem's 7x7/2 input gradient (8x64x112x112 -> 3 channels; phases of
+    4x4, 4x3, 3x4 and 3x3 taps, one problem of 4x4 taps and 12 outputs) measured 2 threads:
+    apart / shared fp32 38.0 / 25.1 ms, fp64 100.8 / 45.6 ms, and the estimates agree; a 3x3/2
+    layer's (8x64x56x56) apart / shared fp32 7.0 / 15.1 ms, fp64 12.3 / 15.7 ms, estimates
+    agree. Single-tap phases (kernel == stride) stay apart: pointwise problems that the
+    micro-kernel runs on grad_output in place, where the shared one (more outputs than inputs)
+    took BLAS: U-Net's 2x2/2 4x128->64 on 56x56 fp32 13.7 -> 15.0 ms shared.
     """
-    by_taps = {}
+    by_dilation = {}
     for pieces in combinations:
-        key = tuple((_length(p.taps, k), p.dilation) for p, k in zip(pieces, kernel, strict=True))
-        if all(taps == 1 for taps, _ in key):
+        key = tuple(p.dilation for p in pieces)
+        if all(_length(p.taps, k) == 1 for p, k in zip(pieces, kernel, strict=True)):
             key = (key, tuple(p.out.start for p in pieces))  # apart: its own problem
-        by_taps.setdefault(key, []).append(pieces)
+        by_dilation.setdefault(key, []).append(pieces)
     problems = []
-    for members in by_taps.values():
-        windows = [tuple(map(_window, pieces)) for pieces in members]
-        union = _union(windows)
-        if any(hi - lo > b - a + 1 for w in windows for (a, b), (lo, hi) in zip(w, union,
-                                                                                 strict=True)):
-            same = {}
-            for pieces, window in zip(members, windows, strict=True):
-                same.setdefault(window, []).append(pieces)
-            parts = list(same.values())
+    for members in by_dilation.values():
+        apart = [_merged([pieces], kernel) for pieces in members]
+        shared = _merged(members, kernel)
+        if len(members) > 1 and seconds(shared) < sum(map(seconds, apart)):
+            problems.append(shared)
         else:
-            parts = [members]
-        for part in parts:
-            windows = [tuple(map(_window, pieces)) for pieces in part]
-            union = _union(windows)
-            problems.append((union, [(pieces, tuple(a - lo for (a, _), (lo, _) in zip(
-                window, union, strict=True))) for pieces, window in zip(part, windows,
-                                                                        strict=True)]))
+            problems.extend(apart)
     return problems
 
 
-def _union(windows):
-    """The (start, stop) per axis spanning every window of ``windows``."""
-    return tuple((min(w[axis][0] for w in windows), max(w[axis][1] for w in windows))
-                 for axis in range(len(windows[0])))
+def _merged(members, kernel):
+    """``(window, taps, members)`` of one problem computing the phases ``members``."""
+    rank = len(kernel)
+    used = [tuple(_length(p.taps, k) for p, k in zip(pieces, kernel, strict=True))
+            for pieces in members]
+    taps = tuple(max(u[axis] for u in used) for axis in range(rank))
+    starts = tuple(min(_window(pieces[axis])[0] for pieces in members) for axis in range(rank))
+    counts = [tuple(_window(p)[1] - _window(p)[0] - (n - 1) * p.dilation
+                    for p, n in zip(pieces, u, strict=True)) for pieces, u in zip(
+        members, used, strict=True)]
+    offsets = [tuple(_window(p)[0] - start for p, start in zip(pieces, starts, strict=True))
+               for pieces in members]
+    outputs = tuple(max(o[axis] + c[axis] for o, c in zip(offsets, counts, strict=True))
+                    for axis in range(rank))
+    dilation = tuple(p.dilation for p in members[0])
+    window = tuple((start, start + n + (t - 1) * d)
+                   for start, n, t, d in zip(starts, outputs, taps, dilation, strict=True))
+    return window, taps, list(zip(members, offsets, strict=True))
 
 
 def _fold(gxp, sizes, padding, padding_mode):

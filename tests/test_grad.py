@@ -505,18 +505,18 @@ def test_adjoint_identity(problem):
 def test_plans_explain_the_forward_problems():
     plans = fastconv.grad.plan_transpose((8, 256, 16, 16), (256, 128, 4, 4), dtype=np.float32,
                                          stride=2, padding=1)
-    # Four stride phases of 2x2 taps and 16x16 outputs, windows one apart: one problem of
-    # 17x17 outputs, the phases' taps side by side as 4 x 128 output channels.
-    (plan,) = plans
-    assert plan.geometry.kernel_height == plan.geometry.kernel_width == 2
-    assert (plan.geometry.channels, plan.geometry.out_channels) == (256, 4 * 128)
-    assert (plan.geometry.out_height, plan.geometry.out_width) == (17, 17)
-    assert plan.method in fastconv.METHODS
-    # Phases of different tap counts run apart (3 taps at stride 2: phases of 2 and 1 taps),
-    # and so do windows more than one apart (4 taps, stride 2, dilation 5: 2 apart).
-    assert len(fastconv.grad.plan_transpose((1, 2, 9, 9), (2, 2, 3, 3), stride=2)) == 4
-    assert len(fastconv.grad.plan_transpose((1, 2, 9, 9), (2, 2, 4, 4), stride=2,
-                                            dilation=5)) == 4
+    # Four stride phases of 2x2 taps: the estimates keep them apart (one shared problem of
+    # 17x17 outputs and 4 x 128 channels is estimated slower).
+    assert len(plans) == 4
+    assert all(p.geometry.kernel_height == p.geometry.kernel_width == 2 for p in plans)
+    assert all(p.geometry.channels == 256 and p.geometry.out_channels == 128 for p in plans)
+    assert all(p.method in fastconv.METHODS for p in plans)
+    # The ResNet stem's input gradient: phases of 4x4, 4x3, 3x4 and 3x3 taps share one problem
+    # of 4x4 taps by the estimates; a 3x3/2 layer's phases stay apart.
+    (stem,) = fastconv.grad.plan_input((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    assert (stem.geometry.out_channels, stem.geometry.kernel_height) == (4 * 3, 4)
+    assert len(fastconv.grad.plan_input((8, 64, 56, 56), (64, 64, 3, 3), stride=2,
+                                        padding=1)) == 4
     forced = fastconv.grad.plan_input((2, 8, 12, 12), (8, 8, 3, 3), padding=1, method="direct")
     assert [p.method for p in forced] == ["direct"] and forced[0].requested
     (weight,) = fastconv.grad.plan_weight((2, 8, 12, 12), (8, 8, 3, 3), padding=1)
@@ -525,6 +525,60 @@ def test_plans_explain_the_forward_problems():
     # tap; the 2 x 2 others have one tap each: pointwise problems, apart.
     phases = fastconv.grad.plan_input((1, 1, 9, 9), (1, 1, 2, 2), stride=3)
     assert len(phases) == 4 and all(p.geometry.kernel_height == 1 for p in phases)
+
+
+@pytest.fixture(params=["shared", "apart"])
+def phases(request, monkeypatch):
+    """Stride phases forced into shared problems wherever they can share one, or apart."""
+    from fastconv import _transpose
+
+    original = _transpose._shared_windows
+    shared = request.param == "shared"
+
+    def forced(combinations, kernel, seconds):
+        return original(combinations, kernel,
+                        lambda problem: float((len(problem[2]) == 1) == shared))
+
+    monkeypatch.setattr(_transpose, "_shared_windows", forced)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "options"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_shared_and_apart_phases_match_reference(phases, dtype, x_shape, w_shape, options, rng):
+    """Phases sharing a problem (zero taps after a phase's own, windows spanning all of
+    theirs, groups kept apart in its channels) and phases apart give the same gradients."""
+    check_grads("auto", dtype, x_shape, w_shape, rng, **options)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "options"), [c[1:] for c in TRANSPOSE_CASES],
+                         ids=[c[0] for c in TRANSPOSE_CASES])
+def test_shared_and_apart_phases_transpose(phases, x_shape, w_shape, options, rng):
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    got = fastconv.conv_transpose2d(x, w, **options)
+    expected, scale = _transpose_reference(x, w, options)
+    assert_close(got, expected, scale, np.float64)
+
+
+def test_shared_phases_keep_non_finite_values_exact(phases, rng):
+    """A zero tap given to a phase multiplies samples it does not read: Inf there would make
+    NaN where the gradient has none. Shared problems whose result is not finite run apart."""
+    x_shape, w_shape, options = (1, 2, 12, 11), (3, 2, 7, 7), dict(stride=2, padding=3)
+    w = rng.standard_normal(w_shape)
+    x = rng.standard_normal(x_shape)
+    gy = rng.standard_normal(fastconv.conv2d(x, w, **options).shape)
+    gy[0, 1, 2, 3] = np.inf
+    gy[0, 0, 4, 1] = np.nan
+    got = fastconv.grad.conv2d_input(x_shape, w, gy, **options)
+    (gx, sx), _ = reference_grads(x_shape, w, x, gy, (2, 2), ((3, 3), (3, 3)), (1, 1), 1,
+                                  "zeros")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(gx))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(gx))
+    finite = np.isfinite(gx)
+    assert_close(np.where(finite, got, 0), np.where(finite, gx, 0), np.where(finite, sx, 0),
+                 np.float64)
 
 
 def test_grad_loads_lazily():
