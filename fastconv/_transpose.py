@@ -32,7 +32,7 @@ Per spatial axis, a forward correlation pads an input of size ``n`` by ``(lo, hi
 from collections import namedtuple
 from dataclasses import dataclass
 from itertools import product
-from math import gcd
+from math import gcd, prod
 
 import numpy as np
 
@@ -161,7 +161,7 @@ def _adjoint(gy, w, stride, dilation, groups, windows, method, threads):
     axes = [_phases(*axis) for axis in zip(sizes, kernel, stride, dilation, starts, lengths,
                                           strict=True)]
     swapped = Spec((channels, w.shape[0] // groups, *kernel), w.dtype) if planning else (
-        _swap_channels(w, groups))
+        np.ascontiguousarray(_swap_channels(w, groups)))
     lengths = tuple(n for _, n in windows)
     out = [] if planning else np.zeros((batch, channels, *lengths), gy.dtype)
     specs = (gy, swapped) if planning else (Spec(gy.shape, gy.dtype),
@@ -198,13 +198,21 @@ def _phase_problem(problem, gy, swapped, groups, method, threads):
         return _forward(Spec(x_shape, gy.dtype), Spec((len(members) * channels,
                                                        swapped.shape[1], *taps), swapped.dtype),
                         **options)
-    weights = np.zeros((len(members), *swapped.shape[:2], *taps), swapped.dtype)
+    # Per group, the members' output channels side by side: (groups, members, C/groups). The
+    # taps are gathered as columns of the flattened kernel: strided copies of its (reversed)
+    # taps, whose inner axes hold 2 to 4 values, took 0.44 ms per DCGAN phase, 0.1 ms this way.
+    flat = swapped.reshape(swapped.shape[0] * swapped.shape[1], -1)
+    grid = np.arange(flat.shape[1]).reshape(swapped.shape[2:])
+    weights = np.empty((groups, len(members), flat.shape[0] // groups * prod(taps)),
+                       swapped.dtype)
     for index, (member, _) in enumerate(members):
-        own = swapped[(Ellipsis, *(p.taps for p in member))]
-        weights[(index, Ellipsis, *(slice(0, n) for n in own.shape[2:]))] = own
-    # Per group, the members' output channels side by side: (groups, members, C/groups).
-    weights = weights.reshape(len(members), groups, channels // groups, *weights.shape[2:])
-    weights = weights.swapaxes(0, 1).reshape(len(members) * channels, *weights.shape[3:])
+        own = grid[tuple(p.taps for p in member)]
+        columns = np.full(taps, -1)
+        columns[tuple(slice(0, n) for n in own.shape)] = own  # zero taps after its own: -1
+        gathered = flat[:, columns.ravel()]
+        gathered[:, columns.ravel() < 0] = 0
+        weights[:, index] = gathered.reshape(groups, -1)
+    weights = weights.reshape(len(members) * channels, swapped.shape[1], *taps)
     result = _forward(gy[(Ellipsis, *source)], weights, **options)
     return result.reshape(gy.shape[0], groups, len(members), channels // groups,
                           *result.shape[2:])
