@@ -526,8 +526,8 @@ def correlate_pointwise(x, w, bias, groups, chunk, tile, k_block, args, scalars,
 
 
 @parallel_kernel
-def weight_gradient_gemm(x, gpack, offsets, tap_offsets, plane, channel_step, slots,
-                         depth_block, accumulate, out):
+def weight_gradient_gemm(x, gy, offsets, tap_offsets, plane, channel_step, depth_block,
+                         accumulate, panels, out):
     """out[g, t, r, k] = sum over images n and pixels d of
     x[n * plane + g * channel_step + tap_offsets[t] + offsets[d] + r] * gy[n, g * Kg + k, d]
     (``accumulate``: added to ``out``): a convolution's weight gradient as one GEMM whose
@@ -537,36 +537,52 @@ def weight_gradient_gemm(x, gpack, offsets, tap_offsets, plane, channel_step, sl
     in place: no column matrix.
 
     Preconditions: ``x`` 1-D, float32 or float64, N * ``plane`` values and at least R more (the
-    last row block reads past its run; those rows are dropped); ``gpack`` (N * G, Kgp * D) the
-    packed grad_output (pack_panels of (N * G * Kg, D)); ``offsets`` int64 (D,), ``tap_offsets``
-    int64 (T,); ``out`` (G, T, R, Kgp), R a multiple of gemm.tile_rows, Kgp of the panel width.
-    Items (g, t, block of rows, panel) are split evenly over ``slots`` threads, each running
-    every image and block of ``depth_block`` pixels over its items: the grad_output block stays
-    in cache while the items read it.
+    last row block reads past its run; those rows are dropped); ``gy`` (N, G * Kg, D) of the
+    same dtype; ``offsets`` int64 (D,), ``tap_offsets`` int64 (T,); ``out`` (G, T, R, Kgp), R a
+    multiple of gemm.tile_rows, Kgp of the panel width P; ``panels`` (slots, G, Kgp / P,
+    ``depth_block``, P). Items (g, t, block of rows, panel) are split evenly over the slots;
+    each slot runs every image and block of ``depth_block`` pixels over its items, having
+    packed that block of grad_output into its panels (zeros past Kg) first: the block is read
+    from grad_output once per slot and its packed panels stay in cache while the items read
+    them (packing all of grad_output beforehand wrote and re-read a copy of it in memory).
     """
     groups, taps, rows_total, kgp = out.shape
-    width = panel_elements(gpack)
-    rows = micro_rows(gpack)
+    width = panel_elements(panels)
+    rows = micro_rows(panels)
     row_blocks = rows_total // rows
-    panels = kgp // width
-    n_items = groups * taps * row_blocks * panels
-    images = gpack.shape[0] // groups
+    n_panels = kgp // width
+    n_items = groups * taps * row_blocks * n_panels
+    images = gy.shape[0]
+    kg = gy.shape[1] // groups
     pixels = offsets.shape[0]
+    slots = panels.shape[0]
     out_flat = out.reshape(out.size)
     for slot in prange(slots):
         first = slot * n_items // slots
         last = (slot + 1) * n_items // slots
+        packed = panels[slot]
         for n in range(images):
             for d0 in range(0, pixels, depth_block):
                 dc = min(depth_block, pixels - d0)
+                for g in range(groups):
+                    for m in range(n_panels):
+                        block = packed[g, m]
+                        count = min(width, kg - m * width)
+                        for p in range(count):
+                            source = gy[n, g * kg + m * width + p, d0:d0 + dc]
+                            for d in range(dc):
+                                block[d, p] = source[d]
+                        for d in range(dc):
+                            for p in range(count, width):
+                                block[d, p] = 0
                 stores = not accumulate and n == 0 and d0 == 0
                 for item in range(first, last):
-                    m = item % panels
-                    block = item // panels
-                    r0 = block % row_blocks * rows
-                    t = block // row_blocks % taps
-                    g = block // (row_blocks * taps)
-                    microkernel(dc, gpack[n * groups + g], (m * pixels + d0) * width, x,
+                    m = item % n_panels
+                    rest = item // n_panels
+                    r0 = rest % row_blocks * rows
+                    t = rest // row_blocks % taps
+                    g = rest // (row_blocks * taps)
+                    microkernel(dc, packed[g, m].reshape(packed[g, m].size), 0, x,
                                 n * plane + g * channel_step + tap_offsets[t] + r0, offsets, d0,
                                 out_flat, ((g * taps + t) * rows_total + r0) * kgp + m * width,
                                 kgp, not stores)

@@ -196,9 +196,10 @@ def bound(geometry, threads, constants):
 
 def weight_gemm_work(layout, constants):
     """The price of runner.run_weight_gemm's kernel calls with ``layout``: per chunk of images a
-    call; the micro-kernel's multiply-adds as computed (rows and output channels rounded up to
-    the register tile and the panels), shared by ``layout.slots`` threads. Its copies are NumPy's
-    and priced with the column gathering they replace (_transpose.py)."""
+    call; every thread's packing of all of grad_output (in parallel, as unfold bytes); the
+    micro-kernel's multiply-adds as computed (rows and output channels rounded up to the
+    register tile and the panels), shared by ``layout.slots`` threads. The input's copies are
+    NumPy's and priced with the column gathering they replace (_transpose.py)."""
     itemsize = layout.dtype.itemsize
     groups, taps, rows, kgp = layout.out_tile
     images = layout.input_shape[0]
@@ -208,6 +209,7 @@ def weight_gemm_work(layout, constants):
     if layout.slots > 1:
         terms["launch"] = chunks
     macs = groups * taps * rows * kgp * images * math.prod(layout.out_shape)
+    add_term(terms, "unfold", images * groups * kgp * math.prod(layout.out_shape) * itemsize)
     add_term(terms, "implicit_f32" if itemsize == 4 else "implicit_f64",
              macs * parallel_share(items, layout.slots, constants))
     workspace = layout.fixed_bytes() + layout.images * layout.image_bytes()

@@ -612,7 +612,8 @@ class WeightGemm:
     The padded input is copied channels-last, so that for one tap the channels of one input
     pixel are consecutive: they are the micro-kernel's rows, read in place (a *run* of
     ``run`` values; at column dilation 1 without groups, all kernel columns of all channels,
-    kw * C values); grad_output is packed into panels of output channels. The batch runs in
+    kw * C values); each thread packs grad_output into panels of output channels a block of
+    WEIGHT_DEPTH_BLOCK pixels at a time. The batch runs in
     chunks of ``images`` whose copies fit the workspace budget, accumulating into one result.
     """
 
@@ -674,18 +675,17 @@ class WeightGemm:
 
     def image_bytes(self):
         """Workspace per image of a chunk: its padded copy (when padded: numpy.pad for the modes
-        other than zeros, counted for every mode), the channels-last copy and the packed
-        grad_output."""
-        g, _, _, kgp = self.out_tile
+        other than zeros, counted for every mode) and the channels-last copy."""
         plane = self.input_shape[1] * math.prod(self.padded)
         padded = plane if any(map(any, self.padding)) else 0
-        return (plane + padded + g * kgp * math.prod(self.out_shape)) * self.dtype.itemsize
+        return (plane + padded) * self.dtype.itemsize
 
-    def fixed_bytes(self):
-        """Workspace besides the chunks: the result tile, the offset tables and the slack."""
-        tile = math.prod(self.out_tile)
-        taps = self.out_tile[1]
-        return (tile + self.out_tile[2]) * self.dtype.itemsize + 8 * (
+    def fixed_bytes(self, slots=None):
+        """Workspace besides the chunks: the result tile, each slot's packed panels of a block
+        of grad_output, the offset tables and the slack."""
+        groups, taps, rows, kgp = self.out_tile
+        panels = (self.slots if slots is None else slots) * groups * kgp * WEIGHT_DEPTH_BLOCK
+        return (math.prod(self.out_tile) + panels + rows) * self.dtype.itemsize + 8 * (
             math.prod(self.out_shape) + taps)
 
 
@@ -707,14 +707,15 @@ def weight_gemm(input_shape, out_shape, kernel, groups, out_channels, stride, pa
         return None
     layout = WeightGemm(tuple(input_shape), tuple(out_shape), tuple(kernel), groups,
                         out_channels, tuple(stride), tuple(padding), tuple(dilation), dtype, 1, 1)
-    room = budget - layout.fixed_bytes()
-    if room < layout.image_bytes():
-        return None
-    images = min(input_shape[0], room // layout.image_bytes())
     g, taps, rows, kgp = layout.out_tile
     items = g * taps * rows // gemm.tile_rows(dtype.itemsize) * kgp // gemm.panel_width(
         dtype.itemsize)
-    return replace(layout, images=images, slots=max(1, min(threads, items)))
+    slots = max(1, min(threads, items))
+    room = budget - layout.fixed_bytes(slots)
+    if room < layout.image_bytes():
+        return None
+    images = min(input_shape[0], room // layout.image_bytes())
+    return replace(layout, images=images, slots=slots)
 
 
 def run_weight_gemm(layout, x, gy, pad_mode):
@@ -733,9 +734,10 @@ def run_weight_gemm(layout, x, gy, pad_mode):
     tap_offsets = layout.taps
     panel = gemm.panel_width(x.dtype.itemsize)
     result = aligned_empty(layout.out_tile, x.dtype)
-    # One chunk's buffers, reused by every chunk (the last may be smaller).
+    # One chunk's copy, reused by every chunk (the last may be smaller).
     copies = aligned_empty((layout.images * plane + rows,), x.dtype)
-    packs = aligned_empty((layout.images * groups, kgp // panel, pixels, panel), x.dtype)
+    panels = aligned_empty((layout.slots, groups, kgp // panel, WEIGHT_DEPTH_BLOCK, panel),
+                           x.dtype)
     kernels = _kernels()
     for start in range(0, n_images, layout.images):
         stop = min(start + layout.images, n_images)
@@ -751,12 +753,9 @@ def run_weight_gemm(layout, x, gy, pad_mode):
         elif any(map(any, layout.padding)):
             chunk = np.pad(chunk, ((0, 0), (0, 0), *layout.padding), pad_mode)
         copy[...] = np.moveaxis(chunk, 1, -1)
-        packed = packs[:(stop - start) * groups]
-        kernels.pack_panels(gy[start:stop].reshape((stop - start) * layout.out_channels, pixels),
-                            (stop - start) * groups, packed)
         kernels.weight_gradient_gemm(
-            flat, packed.reshape((stop - start) * groups, kgp * pixels), offsets, tap_offsets,
-            plane, cg, layout.slots, WEIGHT_DEPTH_BLOCK, start > 0, result)
+            flat, gy[start:stop].reshape(stop - start, layout.out_channels, pixels), offsets,
+            tap_offsets, plane, cg, WEIGHT_DEPTH_BLOCK, start > 0, panels, result)
     if layout.columns_in_run:
         kw = layout.kernel[-1]
         gathered = result[0, :, :kw * channels, :kg].reshape(*layout.kernel, channels, kg)
