@@ -81,6 +81,27 @@ def test_weights_holding_nan_have_no_rank():
     assert rank_of(w) is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64],
+                         ids=lambda d: np.dtype(d).name)
+def test_full_rank_found_from_the_first_slice(dtype, monkeypatch, rng):
+    """A layer's weights whose first slice has full rank: rank min(kh, kw) at once, without the
+    analysis of every slice, and no factors. A first slice of lower rank: the full analysis,
+    whose largest rank counts (a later full-rank slice), with factors."""
+    analysed = []
+    original = detect_module._rank_one_float
+    monkeypatch.setattr(detect_module, "_rank_one_float",
+                        lambda slices, dtype: analysed.append(len(slices)) or original(slices,
+                                                                                      dtype))
+    w = rng.standard_normal((6, 4, 3, 5)).astype(dtype)
+    found = detect(w)
+    assert (found.rank, found.cols, found.rows, analysed) == (3, None, None, [])
+    w[0, 0] = np.outer(np.arange(3), np.arange(5))
+    found = detect(w)
+    assert found.rank == 3 and analysed == [24] and found.cols.shape == (6, 4 * 3, 3)
+    w[:] = np.outer(np.arange(1, 4), np.arange(5))
+    assert detect(w).rank == 1
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("k", [7, 31])
 def test_rank_tolerance_edge(dtype, k):
