@@ -8,10 +8,11 @@ STRATEGY = Strategy(
     name="im2col",
     summary="Cache-sized tiles unfolded by Numba (im2col, or one shifted GEMM per kernel row) "
     "and multiplied by SciPy's BLAS; 1x1 layers use the input as it is; stride-1 float layers "
-    "whose output channels per group fill micro-kernel panels (64 fp32 / 32 fp64 with AVX-512) "
-    "run an implicit GEMM on fastconv's own micro-kernel, and so do 1x1 layers with at least 128 "
-    "input channels, no more outputs than inputs and images of 28x28 or more. Float and complex. "
-    "Best for many input and output channels per group.",
+    "whose output channels per group fill micro-kernel panels (32 wide with AVX-512) run an "
+    "implicit GEMM on fastconv's own micro-kernel, and so do 1x1 layers with at least 128 input "
+    "channels, output channels per group a multiple of 64 (fp32) or 32 (fp64), no more outputs "
+    "than inputs and images of 28x28 or more. Float and complex. Best for many input and output "
+    "channels per group.",
     declines=declines,
     work=model.work,
     bound=model.bound,
