@@ -340,8 +340,8 @@ def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_pa
     Computed as forward correlations of the engine: one per stride phase (the stride-phase
     decomposition), each a dense correlation of ``input`` with every ``stride``-th tap of the
     flipped weight, so that no multiply touches the zeros a zero-upsampled input would hold.
-    Phases that read the same window of ``input`` with as many taps share one correlation (with
-    ``kernel_size == stride``, one pointwise problem).
+    Phases of more than one tap may share one correlation, their taps side by side as output
+    channels, where the planner estimates it faster than the phases apart.
 
     Raises
     ------

@@ -10,8 +10,8 @@ Each function is computed by forward correlations of the engine, which the plann
 
 * ``conv2d_input``: one correlation per stride phase of ``grad_output`` with the weight's taps of
   that phase, flipped, input and output channels swapped (the stride-phase decomposition);
-  phases that read the same window of ``grad_output`` with as many taps share one correlation,
-  their taps side by side as output channels;
+  phases of more than one tap may share one correlation, their taps side by side as output
+  channels, where the planner estimates it faster;
 * ``conv2d_weight``: a GEMM reducing over batch and pixels (through im2col's micro-kernel on a
   channels-last copy of the input, or as 1x1 problems on the input's column matrix), or one
   correlation of the padded input with ``grad_output`` as an output-sized kernel (batch and
@@ -175,7 +175,7 @@ def plan_input(input_shape, weight_shape, *, dtype=np.float64, stride=1, padding
     for these shapes: one :class:`fastconv.Plan` per forward problem it runs, in order.
 
     A strided gradient runs one problem per stride phase (fewer when a phase meets no tap, or
-    when phases read the same window with as many taps: they share one problem). Each
+    when phases share one problem where the planner estimates it faster). Each
     plan's table shows that problem: ``grad_output``'s window as the input, the phase's flipped
     taps with channels swapped as the weight. Arguments as in :func:`fastconv.plan`; the rank
     follows ``weight_shape`` (full ``(K, C // groups, *k)``, or ``(kh, kw)`` with a spatial

@@ -316,15 +316,23 @@ def pack_panels(w, groups, packed):
         m = (item // blocks) % n_panels
         d0 = (item % blocks) * PACK_DEPTH
         d1 = min(depth, d0 + PACK_DEPTH)
-        count = min(panel, kg - m * panel)
-        dst = packed[g, m]
-        for p in range(count):
-            src = w[g * kg + m * panel + p]
-            for d in range(d0, d1):
-                dst[d, p] = src[d]
+        _pack_panel(w, g * kg + m * panel, min(panel, kg - m * panel), d0, d1, 0,
+                    packed[g, m])
+
+
+@inline_helper
+def _pack_panel(source, first, count, d0, d1, shift, panel):
+    """panel[d - shift, p] = source[first + p, d] for d0 <= d < d1 and p < count, zero for
+    count <= p < P (output channels past the group's): one panel of P output channels,
+    [depth][channel], as gemm.microkernel reads it."""
+    width = panel.shape[1]
+    for p in range(count):
+        row = source[first + p]
         for d in range(d0, d1):
-            for p in range(count, panel):
-                dst[d, p] = 0
+            panel[d - shift, p] = row[d]
+    for d in range(d0, d1):
+        for p in range(count, width):
+            panel[d - shift, p] = 0
 
 
 @inline_helper
@@ -566,15 +574,8 @@ def weight_gradient_gemm(x, gy, offsets, tap_offsets, plane, channel_step, depth
                 dc = min(depth_block, pixels - d0)
                 for g in range(groups):
                     for m in range(n_panels):
-                        block = packed[g, m]
-                        count = min(width, kg - m * width)
-                        for p in range(count):
-                            source = gy[n, g * kg + m * width + p, d0:d0 + dc]
-                            for d in range(dc):
-                                block[d, p] = source[d]
-                        for d in range(dc):
-                            for p in range(count, width):
-                                block[d, p] = 0
+                        _pack_panel(gy[n], g * kg + m * width, min(width, kg - m * width), d0,
+                                    d0 + dc, d0, packed[g, m])
                 stores = not accumulate and n == 0 and d0 == 0
                 for item in range(first, last):
                     m = item % n_panels

@@ -613,8 +613,8 @@ class WeightGemm:
     pixel are consecutive: they are the micro-kernel's rows, read in place (a *run* of
     ``run`` values; at column dilation 1 without groups, all kernel columns of all channels,
     kw * C values); each thread packs grad_output into panels of output channels a block of
-    WEIGHT_DEPTH_BLOCK pixels at a time. The batch runs in
-    chunks of ``images`` whose copies fit the workspace budget, accumulating into one result.
+    WEIGHT_DEPTH_BLOCK pixels at a time. The batch runs in chunks of ``images`` whose copies fit
+    the workspace budget, accumulating into one result.
     """
 
     input_shape: tuple
@@ -680,11 +680,11 @@ class WeightGemm:
         padded = plane if any(map(any, self.padding)) else 0
         return (plane + padded) * self.dtype.itemsize
 
-    def fixed_bytes(self, slots=None):
+    def fixed_bytes(self):
         """Workspace besides the chunks: the result tile, each slot's packed panels of a block
         of grad_output, the offset tables and the slack."""
         groups, taps, rows, kgp = self.out_tile
-        panels = (self.slots if slots is None else slots) * groups * kgp * WEIGHT_DEPTH_BLOCK
+        panels = self.slots * groups * kgp * WEIGHT_DEPTH_BLOCK
         return (math.prod(self.out_tile) + panels + rows) * self.dtype.itemsize + 8 * (
             math.prod(self.out_shape) + taps)
 
@@ -710,12 +710,11 @@ def weight_gemm(input_shape, out_shape, kernel, groups, out_channels, stride, pa
     g, taps, rows, kgp = layout.out_tile
     items = g * taps * rows // gemm.tile_rows(dtype.itemsize) * kgp // gemm.panel_width(
         dtype.itemsize)
-    slots = max(1, min(threads, items))
-    room = budget - layout.fixed_bytes(slots)
+    layout = replace(layout, slots=max(1, min(threads, items)))
+    room = budget - layout.fixed_bytes()
     if room < layout.image_bytes():
         return None
-    images = min(input_shape[0], room // layout.image_bytes())
-    return replace(layout, images=images, slots=slots)
+    return replace(layout, images=min(input_shape[0], room // layout.image_bytes()))
 
 
 def run_weight_gemm(layout, x, gy, pad_mode):

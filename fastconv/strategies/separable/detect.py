@@ -157,6 +157,12 @@ def detect(w):
     count = k * cg
     if dtype.kind in "fc" and not np.all(np.isfinite(w)):
         return Detection(None, None, None)
+    if dtype.kind in "fc" and min(kh, kw) > 1 and (
+            _svd_rank(slices[:1], dtype)[0][0] == min(kh, kw)):
+        # A first slice of full rank makes the largest rank full (training's dense layers, whose
+        # weights change every step: their 3x3 slices cost 0.4 ms each call in full analysis,
+        # about a third of examples/train_digits.py's epoch).
+        return Detection(min(kh, kw), None, None)
     ranks = np.ones(count, np.int64)
     zero = ~slices.reshape(count, -1).any(axis=1)
     if dtype.kind in "iu":
@@ -169,11 +175,6 @@ def detect(w):
             ranks[rest] = np.maximum(svd_ranks, 2)
         ranks[zero] = 0
         return _assemble(w, ranks, exact & ~zero, col1.astype(dtype), row1.astype(dtype))
-    # A first slice of full rank makes the largest rank full (training's dense layers, whose
-    # weights change every step: their 3x3 slices cost 0.4 ms each call in full analysis,
-    # about a third of examples/train_digits.py's epoch).
-    if min(kh, kw) > 1 and _svd_rank(slices[:1], dtype)[0][0] == min(kh, kw):
-        return Detection(min(kh, kw), None, None)
     passes, col1, row1 = _rank_one_float(slices, dtype)
     ranks[zero] = 0
     rest = np.flatnonzero(~passes)
