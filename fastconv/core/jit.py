@@ -133,14 +133,19 @@ def parallel_kernel(func):
 
 
 def inline_helper(func):
-    """Compile a small helper that kernels call (inlined by Numba at every call site)."""
+    """Compile a small helper that kernels call (inlined by Numba at every call site). Only for
+    helpers called in loops so short that a call would show in their time: Numba types and
+    lowers the body of a parallel loop twice (the kernel, then its gufunc), inlined code included,
+    so every inlined line costs the kernel compile time."""
     return _compile(func, inline="always")
 
 
 def loop_helper(func):
-    """Compile a helper that holds one vectorisable loop and is called from many places in a
-    kernel: compiled once per signature and called, rather than inlined by Numba at every call
-    site (which multiplies the kernel's compile time), at the cost of a call per loop."""
+    """Compile a helper that kernels call: compiled once per signature and called, rather than
+    inlined by Numba at every call site, at the cost of a call. Whole steps of a parallel item
+    (filling a strip, unfolding a tile, a pass over a row) are loop helpers: as called helpers
+    the first fp32 compilation of im2col's unfolded kernel took 16.0 -> 10.0 s, the separable
+    kernel 8.4 -> 4.7 s, the FFT tiles 8.1 -> 6.3 s (one process each, empty cache)."""
     return _compile(func)
 
 

@@ -12,8 +12,11 @@ row (with the bias) instead of accumulating. Tap offsets into the strip are comp
 call, so a pass costs no integer division: with them, depthwise 3x3 on 56x56 rows ran
 2.7x faster than computing each tap's view per pass (4.0 vs 10.8 ms, 8x128 channels, 1 thread).
 3x3 kernels over unit column steps have their own row loops with the nine weights and column
-offsets of a channel fixed at compile time: one channel (depthwise 3x3, one-channel images)
-inline, several (RGB layers, conv3d's folded depth taps) in a called helper, a pass per channel.
+offsets of a channel fixed at compile time: one channel (depthwise 3x3, one-channel images) in
+one helper, several (RGB layers, conv3d's folded depth taps) in another, a pass per channel.
+The strip fill and those row loops are called helpers (see core/jit.py's loop_helper); the tap
+passes over short segments are inlined, since a call per segment cost depthwise 3x3 stride-2
+layers (8x144 channels of 56x56, fp32) 1.56 -> 2.45 ms.
 """
 
 import numpy as np
@@ -63,7 +66,7 @@ def _deinterleave_pairs(xrow, even, odd, interior_start, interior_stop, left):
         odd_body[t] = pairs[2 * t + 1]
 
 
-@inline_helper
+@loop_helper
 def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, preset,
                 strip):
     """Copy padded rows ``first_row .. first_row + rows`` of channels ``c0 ..`` of image ``n``
@@ -235,7 +238,7 @@ def _all_taps(target, b, flat, base, offsets, wk, first, width):
             target[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
 
 
-@inline_helper
+@loop_helper
 def _unit_rows_3x3(plane, i0, i1, b, flat, offsets, row_step, wk):
     """plane[i0:i1] = b + a single-channel 3x3 kernel over unit column steps: the column offsets
     (0, 1, 2) are constants, so each output row reads three strip rows instead of nine tap

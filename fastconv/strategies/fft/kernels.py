@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 from rocket_fft import c2c, c2r, r2c
 
-from ...core.jit import inline_helper, parallel_kernel
+from ...core.jit import loop_helper, parallel_kernel
 
 # Transform axes of a (rows, columns) tile: along each row, then along each column.
 _ALONG_ROWS = np.array([1], np.int64)
@@ -52,7 +52,7 @@ def kernel_spectra(w, dh, dw, lw, fct, spectra):
         c2c(spectra[k, c], spectra[k, c], _ALONG_COLUMNS, False, 1.0, 1)
 
 
-@inline_helper
+@loop_helper
 def _gather(x, n, channel, parts, rowmap, colmap, left, width, fill, r0, c0, rows, tile):
     """Copy padded rows ``r0 ..`` and columns ``c0 ..`` of one input channel into ``tile``.
 
@@ -106,7 +106,7 @@ def _gather(x, n, channel, parts, rowmap, colmap, left, width, fill, r0, c0, row
     return bad
 
 
-@inline_helper
+@loop_helper
 def _channel_sums(spectra, xs, group, ys):
     """ys[n, kl] = sum over c of spectra[group * Kg + kl, c] * xs[n, group * Cg + c] (per bin).
 
@@ -149,7 +149,7 @@ def _channel_sums(spectra, xs, group, ys):
                     c += 1
 
 
-@inline_helper
+@loop_helper
 def _scatter(tile, out, n, channel, parts, r0, c0, rows, cols, sh, sw, bias, round_out):
     """Write the valid stride-1 tile outputs (``rows`` x ``cols`` from the tile origin, whose
     top-left is stride-1 output (r0, c0)) that the stride keeps, plus ``bias``, into ``out``."""

@@ -29,7 +29,7 @@ offsets, one per kernel tap. Pointwise float layers run either BLAS on the input
 from numba import prange
 
 from ...core.blas import gemm
-from ...core.jit import inline_helper, parallel_kernel
+from ...core.jit import inline_helper, loop_helper, parallel_kernel
 from .gemm import micro_rows, microkernel, panel_elements
 
 # Depth rows per work item of pack_panels (64 fp32 values: one cache line per channel read).
@@ -135,7 +135,7 @@ def _deinterleave(xrow, colmap, left, start, sw, fill, phases):
             dst[t] = xrow[cm] if cm >= 0 else fill
 
 
-@inline_helper
+@loop_helper
 def _unfold(x, n, c_first, channels, rowmap, colmap, top, left, fill, sh, sw, dh, dw, kw, band,
             row0, n_t, j0, width, cols, phases):
     """Fill the column buffer for channels ``c_first .. c_first + channels`` of image n.

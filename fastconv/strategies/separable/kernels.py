@@ -18,10 +18,10 @@ the same rows), or are ``fill * sum(col)`` for a constant fill.
 import numpy as np
 from numba import prange
 
-from ...core.jit import inline_helper, parallel_kernel
+from ...core.jit import loop_helper, parallel_kernel
 
 
-@inline_helper
+@loop_helper
 def _vertical(v, xc, rowmap, fillrow, first_row, dh, col):
     """v = sum over p of col[p] * (padded row first_row + p * dh of channel plane ``xc``)."""
     kh = col.shape[0]
@@ -72,7 +72,7 @@ def _vertical(v, xc, rowmap, fillrow, first_row, dh, col):
                 v[j] += c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j]
 
 
-@inline_helper
+@loop_helper
 def _horizontal(orow, v, row, dw, write, b):
     """orow (= b if ``write``, else +=) sum over q of row[q] * v[j + q * dw] (unit stride:
     contiguous slices, so the loops vectorise)."""
@@ -123,7 +123,7 @@ def _horizontal(orow, v, row, dw, write, b):
                 orow[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
 
 
-@inline_helper
+@loop_helper
 def _horizontal_strided(orow, v, row, sw, dw, write, b):
     """orow (= b if ``write``, else +=) sum over q of row[q] * v[j * sw + q * dw]: strided
     loads, one tap per pass (column stride > 1 only)."""
