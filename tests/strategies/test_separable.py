@@ -139,6 +139,10 @@ CASES = {
     "2x3x12x13-depthwise": ((2, 3, 12, 13), (3, 1, 5, 5), 3, 1, 1, 2),
     "1x4x10x11-groups2": ((1, 4, 10, 11), (6, 2, 5, 5), 2, (1, 2), 1, 2),
     "1x2x9x9-wide-padding": ((1, 2, 9, 9), (2, 2, 5, 5), 1, 1, 1, ((11, 0), (2, 12))),
+    # Tall kernels: output rows four at a time (separable.kernels.ROWS4_FROM), one at a time
+    # where a constant padding row is read and in a block's last rows.
+    "1x1x41x37-15x13-same": ((1, 1, 41, 37), (1, 1, 15, 13), 1, 1, 1, "same"),
+    "2x2x30x20-13x5-groups2": ((2, 2, 30, 20), (4, 1, 13, 5), 2, (1, 2), 1, ((3, 9), (2, 2))),
 }
 
 
