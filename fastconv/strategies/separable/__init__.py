@@ -39,8 +39,9 @@ STRATEGY = Strategy(
     name="separable",
     summary="A kernel of rank r (found from the weights, once per weight array) as r sums of a "
     "vertical and a horizontal 1-D pass over L1-resident rows: 2k instead of k*k multiply-adds "
-    "per output for a kxk Gaussian, box or Sobel. Every feature; integers only for exact integer "
-    "outer products. Best for large separable and low-rank kernels.",
+    "per output for a kxk Gaussian, box or Sobel. Kernels 12 or more taps tall take four output "
+    "rows per vertical pass, reading each input row a quarter as often. Every feature; integers "
+    "only for exact integer outer products. Best for large separable and low-rank kernels.",
     declines=declines,
     work=model.work,
     bound=model.bound,
