@@ -6,6 +6,7 @@ from functools import lru_cache
 import numpy as np
 
 from .geometry import NUMPY_PAD_MODES
+from .jit import inline_helper
 
 
 @lru_cache(maxsize=512)
@@ -49,3 +50,16 @@ def axis_sources(positions, size, before, padding_mode):
         return np.zeros_like(u)
     v = u % period
     return np.where(v < size, v, period - 1 - v if mode == "symmetric" else period - v)
+
+
+@inline_helper
+def pad_columns(row, source, left, colmap, fill):
+    """The padded columns of ``row``, whose columns ``left .. left + len(source)`` hold the
+    input row ``source``: column j < left or past them is ``source[colmap[j]]``, or ``fill``
+    where the map says -1 (the constant padding). For kernels' padded row buffers."""
+    for j in range(left):
+        cm = colmap[j]
+        row[j] = source[cm] if cm >= 0 else fill
+    for j in range(left + source.shape[0], row.shape[0]):
+        cm = colmap[j]
+        row[j] = source[cm] if cm >= 0 else fill

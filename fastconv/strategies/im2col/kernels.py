@@ -30,6 +30,7 @@ from numba import prange
 
 from ...core.blas import gemm
 from ...core.jit import inline_helper, loop_helper, parallel_kernel
+from ...core.padding import pad_columns
 from .gemm import micro_rows, microkernel, panel_elements
 
 # Depth rows per work item of pack_panels (64 fp32 values: one cache line per channel read).
@@ -288,12 +289,7 @@ def _fill_strip(xn, c_first, channels, rowmap, colmap, left, fill, row0, n_t, pl
             body = row[left:left + width]
             for j in range(width):
                 body[j] = src[j]
-            for j in range(left):
-                cm = colmap[j]
-                row[j] = src[cm] if cm >= 0 else fill
-            for j in range(left + width, row_stride):
-                cm = colmap[j]
-                row[j] = src[cm] if cm >= 0 else fill
+            pad_columns(row, src, left, colmap, fill)
 
 
 @parallel_kernel

@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from ...core.jit import loop_helper, parallel_kernel
+from ...core.padding import pad_columns
 
 
 @loop_helper
@@ -225,11 +226,12 @@ def correlate_separable(x, cols, rows, bias, rowmap, colmap, left, fill, sh, sw,
         i0 = (item % n_blocks) * block_rows
         i1 = min(i0 + block_rows, ho)
         # v (one padded row, four with rows4), the fill row, then the spread column factor.
-        buffers = np.empty(4 * padded_width + width + spread_size, x.dtype)
-        fillrow = buffers[4 * padded_width:4 * padded_width + width]
+        v_size = (4 if rows4 else 1) * padded_width
+        buffers = np.empty(v_size + width + spread_size, x.dtype)
+        fillrow = buffers[v_size:v_size + width]
         for j in range(width):
             fillrow[j] = fill_value
-        spread = buffers[4 * padded_width + width:]
+        spread = buffers[v_size + width:]
         for p in range(spread_size):
             spread[p] = 0
         b = bias[k]
@@ -262,13 +264,7 @@ def correlate_separable(x, cols, rows, bias, rowmap, colmap, left, fill, sh, sw,
                 border *= fill_value
                 for m in range(group):
                     v = buffers[m * padded_width:(m + 1) * padded_width]
-                    interior = v[left:left + width]
-                    for q in range(left):
-                        cm = colmap[q]
-                        v[q] = interior[cm] if cm >= 0 else border
-                    for q in range(left + width, padded_width):
-                        cm = colmap[q]
-                        v[q] = interior[cm] if cm >= 0 else border
+                    pad_columns(v, v[left:left + width], left, colmap, border)
                     if sw == 1:
                         _horizontal(out[n, k, i + m], v, rows[k, t], dw, t == 0, b)
                     else:
