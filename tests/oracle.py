@@ -5,6 +5,8 @@ correlations of the ``numpy.pad``-padded input, summed over the input channels o
 dilation as a zero-inserted kernel and stride as slicing. Computed in float64/complex128.
 """
 
+import math
+
 import numpy as np
 from scipy import signal
 
@@ -127,7 +129,10 @@ def normwise_bound(method, dtype, scale):
 
 
 def fft_bound(dtype, scale):
-    """Normwise FFT term: ``2 * u * log2(M) * max(scale)`` over each output plane.
+    """Normwise FFT term: ``2 * u * log2(M) * max(scale)`` over each output plane, or each output
+    volume of a batched 3-D call (N, K, D, H, W): the FFT transforms a conv3d's depths with its
+    height and width flattened into one axis (planning/ranks.py), so its error is relative to
+    the whole volume's.
 
     An FFT convolution is accurate relative to the norms of its operands, not per element: its
     error grows as log2(M) for an M-point transform, times ``max |x| * |w|`` of the plane (which
@@ -138,8 +143,9 @@ def fft_bound(dtype, scale):
     """
     scale = np.asarray(scale, np.float64)
     unit = np.finfo(dtype).eps
-    plane = np.max(scale, axis=(-2, -1), keepdims=True)
-    points = max(64, scale.shape[-2] * scale.shape[-1])
+    axes = (-3, -2, -1) if scale.ndim == 5 else (-2, -1)
+    plane = np.max(scale, axis=axes, keepdims=True)
+    points = max(64, math.prod(scale.shape[axis] for axis in axes))
     return 2 * unit * np.log2(points) * plane
 
 

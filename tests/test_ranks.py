@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle import assert_close, check_conv_nd, reference_conv_nd
-from scipy import ndimage
+from scipy import ndimage, signal
 
 import fastconv
 from fastconv._validate import int_tuple, nd_problem, padding_pairs
@@ -219,6 +219,127 @@ def test_direct_reads_and_writes_depths_in_place_in_chunks(padding_mode, rng):
         check_conv_nd("direct", x, w, bias, **options)
     plan = fastconv.plan(x.shape, w.shape, method="direct", dtype=x.dtype, **options)
     assert (plan.reduction.chunks, plan.remainder) == (1, None)
+
+
+def _flat_plan(x, w, threads=2, **options):
+    """The plan of conv3d(x, w, **options) on the FFT with height and width flattened."""
+    from fastconv.planning.ranks import _plan_flat
+
+    rank = x.ndim - 2
+    problem, _ = nd_problem(x, w, None, rank, options.get("stride", 1),
+                            options.get("padding", 0), options.get("dilation", 1),
+                            options.get("groups", 1), options.get("padding_mode", "zeros"))
+    plan = _plan_flat(problem.geometry, threads)
+    assert plan is not None and plan.reduction.flat and plan.method == "fft"
+    return plan
+
+
+@pytest.mark.parametrize("padding_mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_flattened_fft_matches_oracle(dtype, padding_mode, rng):
+    # Height and width flattened into one axis: every padding form and mode (wider than the
+    # input included), stride and dilation per axis, groups, a batch.
+    cases = [
+        ((2, 4, 6, 7, 9), (6, 2, 3, 3, 4), dict(padding="same", groups=2)),
+        ((1, 3, 5, 8, 6), (3, 1, 2, 3, 3), dict(padding=((2, 1), (9, 3), (1, 8)),
+                                                stride=(2, 3, 2), dilation=(1, 2, 3),
+                                                groups=3)),
+        ((2, 1, 4, 5, 5), (2, 1, 4, 5, 5), dict(padding="full")),
+        ((1, 2, 6, 9, 7), (1, 2, 3, 4, 2), dict(stride=(1, 2, 1), dilation=(2, 1, 2))),
+    ]
+    for input_shape, weight_shape, options in cases:
+        options = dict(options, padding_mode=padding_mode)
+        x = rng.standard_normal(input_shape).astype(dtype)
+        w = rng.standard_normal(weight_shape).astype(dtype)
+        bias = rng.standard_normal(weight_shape[0]).astype(dtype)
+        plan = _flat_plan(x, w, **options)
+        try:
+            check_conv_nd(plan, x, w, bias, **options)
+        except AssertionError as error:
+            raise AssertionError(f"{input_shape} {weight_shape} {options}: {error}") from None
+        assert fastconv.last_method() == "fft"
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.int64], ids=lambda d: np.dtype(d).name)
+def test_flattened_fft_takes_the_drop_ins_dtypes(dtype, rng):
+    # Complex data (real and imaginary parts as channels) and integers (float64, rounded), as
+    # the signal drop-ins hand them to the engine, with a constant fill (ndimage's cval).
+    from fastconv.core.geometry import NdGeometry
+    from fastconv.planning.ranks import _plan_flat, correlate_nd
+
+    x = rng.standard_normal((1, 1, 7, 9, 8)) * 50
+    w = rng.standard_normal((1, 1, 3, 4, 3)) * 50
+    if np.dtype(dtype).kind == "c":
+        x, w = x + 1j * x[..., ::-1], w - 2j * w[..., ::-1]
+    x, w = x.astype(dtype), w.astype(dtype)
+    padding = ((2, 1), (3, 0), (1, 2))
+    nd = NdGeometry(input_shape=x.shape, weight_shape=w.shape, stride=(1, 1, 1),
+                    dilation=(1, 1, 1), padding=padding, groups=1, padding_mode="constant",
+                    dtype=np.dtype(dtype))
+    plan = _plan_flat(nd, 2)
+    assert plan.reduction.flat
+    got = correlate_nd(x, w, None, (1, 1, 1), (1, 1, 1), padding, method=plan, fill=3)
+    padded = np.pad(x[0, 0], padding, constant_values=3)
+    # (SciPy conjugates its second argument; the engine takes weights as they are summed.)
+    expected = signal.correlate(padded, w[0, 0].conj(), "valid", method="direct")
+    assert got.dtype == dtype and fastconv.last_method() == "fft"
+    if dtype == np.int64:
+        np.testing.assert_array_equal(got[0, 0], expected)
+    else:
+        np.testing.assert_allclose(got[0, 0], expected, rtol=0,
+                                   atol=1e-12 * (np.abs(x).max() + 3) * np.abs(w).sum())
+
+
+def test_flattened_fft_leaves_non_finite_data_to_direct(rng):
+    # The zeros between the kernel's rows would multiply a NaN or Inf into outputs that do not
+    # read it: such data and weights run on the folded direct strategy.
+    x = rng.standard_normal((1, 2, 6, 7, 8))
+    x[0, 1, 3, 2, 2] = np.inf
+    x[0, 0, 1, 5, 6] = np.nan
+    w = rng.standard_normal((2, 2, 3, 3, 3))
+    plan = _flat_plan(x, w, padding=1)
+    bad_w = w.copy()
+    bad_w[1, 0, 1, 1, 1] = np.nan
+    for data, weights in ((x, w), (np.nan_to_num(x), bad_w)):
+        got = fastconv.conv3d(data, weights, padding=1, method=plan)
+        assert fastconv.last_method() == "direct"
+        expected = fastconv.conv3d(data, weights, padding=1, method="direct")
+        np.testing.assert_array_equal(got, expected)
+        assert np.isnan(got).any() and np.isfinite(got).any()
+
+
+def test_flattened_fft_in_chunks_within_a_tiny_budget(rng):
+    # Three images' results (31.5 KiB each) and the embedded kernel (8.6 KiB) fit half of
+    # 256 KiB: chunks of 3 and 2 images (the last its own plan); a budget no image fits, or a
+    # rank below 3, has no flattened reduction.
+    from fastconv.planning.ranks import reduce_flat
+
+    x = rng.standard_normal((5, 2, 8, 12, 10))
+    w = rng.standard_normal((3, 2, 3, 5, 5))
+    bias = rng.standard_normal(3)
+    with fastconv.workspace_budget(2**18):
+        plan = _flat_plan(x, w, padding="same", padding_mode="reflect")
+        assert (plan.reduction.images, plan.reduction.chunks) == (3, 2)
+        assert plan.remainder is not None and plan.remainder.geometry.batch == 2
+        check_conv_nd(plan, x, w, bias, padding="same", padding_mode="reflect")
+    problem, _ = nd_problem(x, w, None, 3, 1, "same", 1, 1, "reflect")
+    assert reduce_flat(problem.geometry, 2**16) is None
+    assert reduce_flat(nd_problem(x[:, :, 0], w[:, :, 0], None, 2, 1, 0, 1, 1, "zeros")[0]
+                       .geometry, 2**26) is None
+
+
+def test_flattened_fft_picked_for_large_kernels(rng):
+    # 'auto' and a forced 'fft' flatten a volume with a large kernel (one transform of all of a
+    # plane's points, not one per depth tap); a small kernel stays folded.
+    x = rng.standard_normal((1, 1, 40, 40, 40))
+    w = rng.standard_normal((1, 1, 15, 15, 15))
+    for method in ("auto", "fft"):
+        plan = fastconv.plan(x.shape, w.shape, dtype=x.dtype, padding="same", method=method)
+        assert plan.reduction.flat, plan
+        assert "height and width flattened into one axis" in repr(plan)
+    check_conv_nd("auto", x, w, None, padding="same")
+    small = fastconv.plan(x.shape, (1, 1, 3, 3, 3), dtype=x.dtype, padding="same")
+    assert not small.reduction.flat
 
 
 def _outer_products(rng, k, kernel, dtype=np.float64):

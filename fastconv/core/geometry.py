@@ -93,7 +93,11 @@ class Problem:
     stack of (H, W) planes of which channel c of image n is ``x[planes[n, c]]`` (-1: the fill);
     ``out_planes`` (N, K) int64 into ``out``, a stack of (Ho, Wo) planes that the strategy
     writes and returns. conv3d's depth taps, folded into channels, are read in place and its
-    output depths written in place this way."""
+    output depths written in place this way.
+
+    A column map, only for the FFT strategy: ``colmap`` (padded width,) int64, read-only, maps
+    every padded column to a column of ``x`` (-1: the fill), instead of the geometry's padding.
+    conv3d's height and width, flattened into one axis, are read in place this way."""
 
     geometry: Geometry
     x: np.ndarray
@@ -103,6 +107,7 @@ class Problem:
     planes: np.ndarray | None = None
     out: np.ndarray | None = None
     out_planes: np.ndarray | None = None
+    colmap: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,15 @@ from ..strategies import REGISTRY
 _last = threading.local()
 
 
-def execute(plan, problem):
-    """Compute ``problem`` (whose geometry is ``plan.geometry``) as ``plan`` says."""
+def execute(plan, problem, fallback=True):
+    """Compute ``problem`` (whose geometry is ``plan.geometry``) as ``plan`` says; without
+    ``fallback``, None where the strategy leaves non-finite data to the direct strategy (the
+    caller computes them another way)."""
     with numba_threads(plan.threads):
         method = plan.method
         out = REGISTRY[method].run(problem, plan.work.tiling, plan.threads)
+        if out is None and not fallback:
+            return None
         if out is None:  # non-finite data the strategy leaves to the plan's fallback
             method = "direct"
             out = REGISTRY[method].run(problem, plan.fallback.tiling, plan.threads)

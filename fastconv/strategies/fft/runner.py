@@ -127,9 +127,13 @@ def next_fast_len(n):
 MAX_TILE_SPANS = 64
 MAX_TILE_FLOOR = 512
 # Candidate tile lengths: 5-smooth (a prime length such as 1031 is 5-6x slower than 1024), from
-# SHORTEST_TILE to LONGEST_TILE points.
+# SHORTEST_TILE to LONGEST_TILE points, or to LONG_SPAN_TILES spans for kernels longer than a
+# quarter of it (a conv3d's height and width flattened into one axis, planning/ranks.py: a
+# 128^3 float64 volume, 31^3 kernel, spans 4771 points; with the single tile its only candidate
+# the FFT fitted 64 MiB on one worker, 99 ms, with 11520-point tiles on two, 38 ms).
 SHORTEST_TILE = 8
 LONGEST_TILE = 4096
+LONG_SPAN_TILES = 4
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,8 @@ def _single_length(out1, span, before, size, zero_wrap):
 def _tile_range(span, single):
     """Slice bounds of the 5-smooth lengths that are candidate tiles of an axis besides the
     single tile: from SHORTEST_TILE (and more than ``span``) to the longest the spans allow."""
-    longest = min(single - 1, max(MAX_TILE_SPANS * span, MAX_TILE_FLOOR), LONGEST_TILE)
+    longest = min(single - 1, max(MAX_TILE_SPANS * span, MAX_TILE_FLOOR),
+                  max(LONGEST_TILE, LONG_SPAN_TILES * span))
     smooth = _smooth_lengths()
     return bisect_left(smooth, max(span + 1, SHORTEST_TILE)), bisect_right(smooth, longest)
 
@@ -474,6 +479,9 @@ def run_fft(problem, tiling, threads):
     spectra = _spectra(problem, tiling, parts, real_dtype)
 
     rowmap, colmap = index_maps(g)
+    left, width = g.padding[2], g.width
+    if problem.colmap is not None:  # every column through the problem's own map
+        colmap, left, width = problem.colmap, 0, 0
     out = np.empty(g.out_shape, g.dtype)
     x = problem.x
     out_view = out
@@ -486,8 +494,8 @@ def run_fft(problem, tiling, threads):
     bad = np.zeros(items, np.int64)
     with numba_threads(min(threads, tiling.workers)):
         _kernels().correlate_tiles(
-            x, spectra, _split(problem.bias, parts, real_dtype), rowmap, colmap, g.padding[2],
-            g.width, _split(problem.fill, parts, real_dtype), parts, g.groups, tiling.lw,
+            x, spectra, _split(problem.bias, parts, real_dtype), rowmap, colmap, left, width,
+            _split(problem.fill, parts, real_dtype), parts, g.groups, tiling.lw,
             tiling.vh, tiling.vw, g.stride[0], g.stride[1], tiling.images_per_item,
             g.dtype.kind in "iu", out_view, bad,
         )
@@ -498,7 +506,7 @@ def run_fft(problem, tiling, threads):
     kh, kw = g.kernel_height, g.kernel_width
     patch_work = (bad_samples * (g.out_channels // g.groups) * kh * kw
                   + bad_taps * g.batch * g.out_height * g.out_width)
-    if parts == 2 or 4 * patch_work > g.macs:
+    if parts == 2 or problem.colmap is not None or 4 * patch_work > g.macs:
         return None
     regions = _bad_regions(bad, g, tiling, tiles_h, tiles_w)
     _kernels().add_non_finite_products(problem.x, problem.w, rowmap, colmap, problem.fill,
