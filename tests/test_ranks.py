@@ -308,22 +308,26 @@ def test_flattened_fft_leaves_non_finite_data_to_direct(rng):
         assert np.isnan(got).any() and np.isfinite(got).any()
 
 
-def test_flattened_fft_in_chunks_within_a_tiny_budget(rng):
-    # Three images' results (31.5 KiB each) and the embedded kernel (8.6 KiB) fit half of
-    # 256 KiB: chunks of 3 and 2 images (the last its own plan); a budget no image fits, or a
-    # rank below 3, has no flattened reduction.
-    from fastconv.planning.ranks import reduce_flat
+@pytest.mark.parametrize(("share", "chunking"), [(2, (3, 9, 2)), (8, (1, 5, 10))])
+def test_flattened_fft_in_chunks_within_a_tiny_budget(share, chunking, rng):
+    # The embedded kernel (8.6 KiB) and a chunk's result (3.8 KiB per output depth, 9 depths)
+    # within half of 256 KiB: chunks of 3 and 2 images; within an eighth: chunks of 5 output
+    # depths, the last of each image 4 (each remainder its own plan). No depth fitting, or a
+    # rank below 3: no flattened reduction.
+    from fastconv.planning.ranks import _plan_flat, reduce_flat
 
     x = rng.standard_normal((5, 2, 8, 12, 10))
     w = rng.standard_normal((3, 2, 3, 5, 5))
     bias = rng.standard_normal(3)
+    options = dict(padding=((2, 1), (2, 2), (2, 2)), padding_mode="reflect")
+    problem, _ = nd_problem(x, w, None, 3, 1, options["padding"], 1, 1, "reflect")
     with fastconv.workspace_budget(2**18):
-        plan = _flat_plan(x, w, padding="same", padding_mode="reflect")
-        assert (plan.reduction.images, plan.reduction.chunks) == (3, 2)
-        assert plan.remainder is not None and plan.remainder.geometry.batch == 2
-        check_conv_nd(plan, x, w, bias, padding="same", padding_mode="reflect")
-    problem, _ = nd_problem(x, w, None, 3, 1, "same", 1, 1, "reflect")
-    assert reduce_flat(problem.geometry, 2**16) is None
+        plan = _plan_flat(problem.geometry, 2, shares=(share,))
+        reduction = plan.reduction
+        assert (reduction.images, reduction.depths, reduction.chunks) == chunking
+        assert plan.remainder is not None
+        check_conv_nd(plan, x, w, bias, **options)
+    assert reduce_flat(problem.geometry, 2**16, 8) is None
     assert reduce_flat(nd_problem(x[:, :, 0], w[:, :, 0], None, 2, 1, 0, 1, 1, "zeros")[0]
                        .geometry, 2**26) is None
 

@@ -95,9 +95,10 @@ class Problem:
     writes and returns. conv3d's depth taps, folded into channels, are read in place and its
     output depths written in place this way.
 
-    A column map, only for the FFT strategy: ``colmap`` (padded width,) int64, read-only, maps
-    every padded column to a column of ``x`` (-1: the fill), instead of the geometry's padding.
-    conv3d's height and width, flattened into one axis, are read in place this way."""
+    Row and column maps, only for the FFT strategy: ``rowmap`` (padded height,) and ``colmap``
+    (padded width,) int64, read-only, map every padded row and column to one of ``x`` (-1: the
+    fill), instead of the geometry's padding (then none). conv3d's depths, and its height and
+    width flattened into one axis, are read in place this way."""
 
     geometry: Geometry
     x: np.ndarray
@@ -107,6 +108,7 @@ class Problem:
     planes: np.ndarray | None = None
     out: np.ndarray | None = None
     out_planes: np.ndarray | None = None
+    rowmap: np.ndarray | None = None
     colmap: np.ndarray | None = None
 
 

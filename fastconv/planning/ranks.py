@@ -33,9 +33,9 @@ or a Numba signature of their own (a new rank compiles nothing):
   outputs at ``i * sh * Wp + j * sw`` are the (i, j) outputs (the others straddle a row end and
   are dropped). The FFT transforms all of a plane's points at once, as a 3-D transform would;
   the folded depth taps transform every plane once per tap (a 128^3 float64 volume, 31^3
-  kernel, 2 threads: 236 ms folded, 38-45 ms flattened). The padded columns are read through a
-  column map (``Problem.colmap``: every padding mode, no padded copy); the result's kept columns
-  are copied into the output. Data holding NaN or Inf run on the folded direct strategy (the
+  kernel, 2 threads: 236 ms folded, 38-45 ms flattened). The padded rows and columns are read
+  through maps (``Problem.rowmap``/``colmap``: every padding mode, no padded copy); the result's
+  kept columns are copied into the output, in chunks of images or output depths. Data holding NaN or Inf run on the folded direct strategy (the
   zeros between the kernel's rows would multiply them).
 
 The workspace budget holds for every rank: a 3-D call keeps at most half of it
@@ -131,9 +131,12 @@ class Reduction:
         n = self.nd.input_shape[0]
         out_depth = self.nd.out_spatial[0] if self.nd.rank == 3 else 1
         images = n - (-(-n // self.images) - 1) * self.images
-        if self.flat:
-            return None if images == self.images else replace(self.geometry, batch=images)
         depths = out_depth - (-(-out_depth // self.depths) - 1) * self.depths
+        if self.flat:
+            if (images, depths) == (self.images, self.depths):
+                return None
+            return replace(self.geometry, batch=images if self.depths == out_depth else 1,
+                           height=_flat_rows(self.nd, depths))
         batch = (images if self.depths == out_depth else 1) * depths
         if self.nd.rank != 3 or batch == self.geometry.batch:
             return None
@@ -268,11 +271,19 @@ def reduce_passes(nd, budget):
                      gathers=False, depth_pass=(None, None), channels=channels)
 
 
-def reduce_flat(nd, budget):
+# Shares of the budget (1 / share) the flattened FFT's copies (the embedded kernel and a chunk's
+# result) may take, tried in turn: the FFT's tiles get the rest (a 128^3 float64 volume, 31^3
+# kernel: one chunk left it 43 MiB of 64, 11 chunks of depths 61 MiB).
+FLAT_SHARES = (2, 4, 8)
+
+
+def reduce_flat(nd, budget, share=FOLD_SHARE):
     """The :class:`Reduction` of a rank-3 call to the FFT strategy's 2-D problem of (depth,
-    Hp * Wp) planes (module docstring), or None: rank 1 and 2, and calls where one image's
-    result and the embedded kernel exceed half the budget (then the fold chunks finer). Chunks
-    of whole images; the FFT gets the budget less those copies."""
+    Hp * Wp) planes (module docstring), or None (ranks 1 and 2, or no output depth fits). Its
+    copies, the embedded kernel and one chunk's result, take at most 1 / ``share`` of the budget:
+    chunks of whole images, else of output depths of one image; the FFT gets the budget less
+    the copies. Rows (depths) are read through a row map too (``Problem.rowmap``): a chunk's
+    geometry is the padded depths it reads, without padding."""
     if nd.rank != 3:
         return None
     n, c, depth, height, width = nd.input_shape
@@ -283,54 +294,73 @@ def reduce_flat(nd, budget):
     flat_width = padded_height * padded_width
     itemsize = nd.dtype.itemsize
     kernel_bytes = k * cg * kd * span * itemsize
-    image_bytes = k * nd.out_spatial[0] * (flat_width - span + 1) * itemsize
-    fit = (budget // FOLD_SHARE - kernel_bytes) // image_bytes
+    depth_bytes = k * (flat_width - span + 1) * itemsize
+    out_depth = nd.out_spatial[0]
+    fit = (budget // share - kernel_bytes) // depth_bytes
     if fit < 1:
         return None
-    images = -(-n // -(-n // min(n, fit)))
-    chunks = -(-n // images)
-    copies = kernel_bytes + images * image_bytes
-    g = Geometry(batch=images, channels=c, height=depth, width=flat_width, kernel_height=kd,
-                 kernel_width=span, padding=(*nd.padding[0], 0, 0), stride=(nd.stride[0], 1),
-                 dilation=(nd.dilation[0], 1), out_channels=k, groups=nd.groups,
-                 padding_mode=nd.padding_mode, dtype=nd.dtype)
+    if fit >= out_depth:
+        images = min(n, fit // out_depth)
+        images = -(-n // -(-n // images))
+        depths, chunks = out_depth, -(-n // images)
+    else:
+        images, depths = 1, -(-out_depth // -(-out_depth // fit))
+        chunks = n * -(-out_depth // depths)
+    copies = kernel_bytes + images * depths * depth_bytes
+    g = Geometry(batch=images, channels=c, height=_flat_rows(nd, depths), width=flat_width,
+                 kernel_height=kd, kernel_width=span, padding=(0, 0, 0, 0),
+                 stride=(nd.stride[0], 1), dilation=(nd.dilation[0], 1), out_channels=k,
+                 groups=nd.groups, padding_mode=nd.padding_mode, dtype=nd.dtype)
     head = (f"conv3d: {nd.input_shape} * {nd.weight_shape} -> {nd.out_shape} {nd.dtype}, "
             f"stride {nd.stride}, dilation {nd.dilation}, padding {nd.padding} "
             f"{nd.padding_mode}, groups {nd.groups}")
     text = (f"{head};\n  runs on fft as {chunks} 2-D problem{'s' if chunks > 1 else ''} of "
-            f"{images} image{'s' if images > 1 else ''}, height and width flattened into one "
-            f"axis ({padded_height} x {padded_width} padded points; the kernel's rows "
+            f"{images} image{'s' if images > 1 else ''} x {depths} output "
+            f"depth{'s' if depths > 1 else ''}, height and width flattened into one axis "
+            f"({padded_height} x {padded_width} padded points; the kernel's rows "
             f"{padded_width} apart, zeros between: {span} points; {copies / 2**20:.3g} MiB of "
             f"kernel and result copied per problem, in the estimate), each:")
-    return Reduction(nd, g, images, nd.out_spatial[0], chunks, budget - copies, text,
-                     gathers=False, fold_bytes=copies, flat=True)
+    return Reduction(nd, g, images, depths, chunks, budget - copies, text, gathers=False,
+                     fold_bytes=copies, flat=True)
+
+
+def _flat_rows(nd, depths):
+    """The padded depths ``depths`` consecutive output depths read."""
+    return (depths - 1) * nd.stride[0] + nd.dilation[0] * (nd.weight_shape[2] - 1) + 1
 
 
 @lru_cache(maxsize=64)
-def _flat_columns(nd):
-    """The column map of :func:`reduce_flat`'s problem: padded flat column -> input flat
-    column, -1 for the fill (read-only, as index maps are)."""
-    height, width = nd.input_shape[3:]
+def _flat_maps(nd):
+    """The row and column maps of :func:`reduce_flat`'s problems: padded depth -> input depth,
+    and padded flat column -> input flat column, -1 for the fill (read-only, as index maps)."""
+    depth, height, width = nd.input_shape[2:]
     (top, bottom), (left, right) = nd.padding[1:]
     rows = axis_map(height, top, bottom, nd.padding_mode)
     cols = axis_map(width, left, right, nd.padding_mode)
     colmap = np.where((rows[:, None] < 0) | (cols < 0), -1, rows[:, None] * width + cols).ravel()
     colmap.flags.writeable = False
-    return colmap
+    return axis_map(depth, *nd.padding[0], nd.padding_mode), colmap
 
 
-def _plan_flat(nd, count):
-    """The plan of :func:`reduce_flat`'s reduction on the FFT strategy, or None."""
-    reduction = reduce_flat(nd, get_budget())
-    if reduction is None or REGISTRY["fft"].declines(reduction.geometry,
-                                                     reduction.budget) is not None:
-        return None
-    plan = make_plan(reduction.geometry, "fft", count, reduction.budget,
-                     fold_bytes=reduction.fold_bytes)
-    rest = reduction.remainder()
-    remainder = None if rest is None else make_plan(rest, "fft", plan.threads, reduction.budget,
-                                                    fold_bytes=reduction.fold_bytes)
-    return replace(plan, reduction=reduction, remainder=remainder)
+def _plan_flat(nd, count, shares=FLAT_SHARES):
+    """The plan of :func:`reduce_flat`'s reduction on the FFT strategy with the lowest estimate
+    over ``shares``, or None."""
+    best = None
+    for share in shares:
+        reduction = reduce_flat(nd, get_budget(), share)
+        if reduction is None or REGISTRY["fft"].declines(reduction.geometry,
+                                                         reduction.budget) is not None:
+            continue
+        plan = make_plan(reduction.geometry, "fft", count, reduction.budget,
+                         fold_bytes=reduction.fold_bytes)
+        rest = reduction.remainder()
+        remainder = None if rest is None else make_plan(rest, "fft", plan.threads,
+                                                        reduction.budget,
+                                                        fold_bytes=reduction.fold_bytes)
+        plan = replace(plan, reduction=reduction, remainder=remainder)
+        if best is None or _seconds(plan) < _seconds(best):
+            best = plan
+    return best
 
 
 def _depth_geometry(nd, images, channels):
@@ -542,36 +572,42 @@ def _run_passes(reduction, plan, x, w, bias, fill):
 
 
 def _run_flat(reduction, plan, x, w, bias, fill):
-    """Rank 3 on the FFT strategy with height and width flattened (:func:`reduce_flat`); None
-    where the data or weights hold NaN or Inf."""
+    """Rank 3 on the FFT strategy with height and width flattened (:func:`reduce_flat`), in
+    chunks of images or output depths; None where the data or weights hold NaN or Inf."""
     nd = reduction.nd
     n, c, depth, height, width = x.shape
     k, cg, kd, kh, kw = w.shape
     padded_width = width + sum(nd.padding[2])
-    g = reduction.geometry
     # The kernel's rows, padded_width apart (dilated), zeros between them.
-    flat_w = np.zeros((k, cg, kd, g.kernel_width), x.dtype)
+    flat_w = np.zeros((k, cg, kd, reduction.geometry.kernel_width), x.dtype)
     rows = (np.arange(kh) * nd.dilation[1] * padded_width)[:, None]
     flat_w[..., (rows + np.arange(kw) * nd.dilation[2]).ravel()] = w.reshape(k, cg, kd, -1)
-    colmap = _flat_columns(nd)
+    rowmap, colmap = _flat_maps(nd)
     out = np.empty(nd.out_shape, x.dtype)
     out_depth, out_height, out_width = nd.out_spatial
     planes = x.reshape(n, c, depth, height * width)
-    for n0 in range(0, n, reduction.images):
-        n1 = min(n, n0 + reduction.images)
-        chunk_plan = plan if n1 - n0 == reduction.images else plan.remainder
-        result = execute(chunk_plan, Problem(chunk_plan.geometry, planes[n0:n1], flat_w, bias,
-                                             np.full(1, fill, x.dtype), colmap=colmap),
-                         fallback=False)
-        if result is None:
-            return None
-        # Output (i, j) is flat column i * sh * padded_width + j * sw.
-        item = result.itemsize
-        out[n0:n1] = np.lib.stride_tricks.as_strided(
-            result, (n1 - n0, k, out_depth, out_height, out_width),
-            (*result.strides[:3], nd.stride[1] * padded_width * item, nd.stride[2] * item),
-            writeable=False)
-        del result
+    fill = np.full(1, fill, x.dtype)
+    images, depths = reduction.images, reduction.depths
+    for n0 in range(0, n, images):
+        n1 = min(n, n0 + images)
+        for d0 in range(0, out_depth, depths):
+            d1 = min(out_depth, d0 + depths)
+            full = (n1 - n0, d1 - d0) == (images, depths)
+            chunk_plan = plan if full else plan.remainder
+            first = d0 * nd.stride[0]
+            chunk_rows = rowmap[first:first + chunk_plan.geometry.height]
+            result = execute(chunk_plan, Problem(chunk_plan.geometry, planes[n0:n1], flat_w, bias,
+                                                 fill, rowmap=chunk_rows, colmap=colmap),
+                             fallback=False)
+            if result is None:
+                return None
+            # Output (i, j) is flat column i * sh * padded_width + j * sw.
+            item = result.itemsize
+            out[n0:n1, :, d0:d1] = np.lib.stride_tricks.as_strided(
+                result, (n1 - n0, k, d1 - d0, out_height, out_width),
+                (*result.strides[:3], nd.stride[1] * padded_width * item, nd.stride[2] * item),
+                writeable=False)
+            del result
     return out
 
 

@@ -480,8 +480,8 @@ def run_fft(problem, tiling, threads):
 
     rowmap, colmap = index_maps(g)
     left, width = g.padding[2], g.width
-    if problem.colmap is not None:  # every column through the problem's own map
-        colmap, left, width = problem.colmap, 0, 0
+    if problem.colmap is not None:  # every row and column through the problem's own maps
+        rowmap, colmap, left, width = problem.rowmap, problem.colmap, 0, 0
     out = np.empty(g.out_shape, g.dtype)
     x = problem.x
     out_view = out
