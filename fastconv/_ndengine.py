@@ -5,8 +5,9 @@ One internal entry point, :func:`correlate_nd`, on canonical arrays: ``x`` (N, C
 ``w`` (K, C/groups, *kernel), one (before, after) padding pair and one padding mode per spatial
 axis. It reduces every rank to ``conv2d`` problems, so no rank compiles a kernel of its own:
 
-* rank 1: one signal (N = C = K = 1) of at least ``SEGMENT_FROM`` samples is padded once and cut
-  into overlapping rows, a 2-D image correlated with a 1 x k kernel (the rows run in parallel; a
+* rank 1: one signal (N = C = K = 1) of at least ``SEGMENT_FROM`` samples is cut into
+  overlapping rows, written with its padding in one pass, a 2-D image correlated with a 1 x k
+  kernel (the rows run in parallel; a
   single row of 2^20 samples ran 3-10x slower than its plan estimated). Several signals sharing
   one kernel are the rows of one image; otherwise a unit height axis.
 * rank 2: the problem itself.
@@ -30,7 +31,7 @@ signals cut into rows, and ranks above 3.
 import numpy as np
 
 from .core.geometry import NUMPY_PAD_MODES, NdGeometry
-from .core.padding import axis_map
+from .core.padding import axis_map, axis_sources
 from .planning.ranks import correlate_nd as engine_nd
 from .planning.ranks import plan_nd, ranked
 
@@ -84,19 +85,59 @@ def _run2d(x, w, pads, mode, fill, groups, method, threads):
     return _engine(x, w, pads, mode, fill, groups, method, threads)
 
 
+def _padded(signal, lo, hi, pad, mode, fill):
+    """Samples lo .. hi - 1 of ``signal`` padded by ``pad`` with ``mode`` (``numpy.pad``'s
+    semantics), zeros past its padded end: read through the index of each, for the short runs
+    at the ends (a copy of the whole padded signal cost as much as the correlation)."""
+    positions = np.arange(lo, hi)
+    sources = axis_sources(positions, signal.size, pad[0], mode)
+    values = signal[np.maximum(sources, 0)]
+    values[sources < 0] = fill
+    values[positions >= pad[0] + signal.size + pad[1]] = 0
+    return values
+
+
+def _segments(signal, pad, mode, fill, taps, seg):
+    """The padded ``signal`` cut into rows of ``seg`` outputs: a C-contiguous (rows, seg + taps
+    - 1) array whose row r holds padded samples r * seg .. (r + 1) * seg + taps - 2 (zeros past
+    the padded end), written in one pass over the signal (numpy.pad, a concatenation and a
+    contiguous copy of overlapping views took 4.9-5.6 ms for 2^20 float64 samples and 31 taps;
+    this, 0.5-0.7 ms)."""
+    length = signal.size
+    rows = -(-(length + sum(pad) - taps + 1) // seg)
+    covered = rows * seg  # samples of the rows' first seg columns; the overlap follows
+    windows = np.empty((rows, seg + taps - 1), signal.dtype)
+    body = windows[:, :seg]
+
+    def write(start, values):
+        """Padded samples start .. start + len(values) - 1 into the first seg columns."""
+        row, column = divmod(start, seg)
+        done = 0
+        if column:
+            done = min(seg - column, values.size)
+            body[row, column:column + done] = values[:done]
+            row += 1
+        whole = (values.size - done) // seg
+        body[row:row + whole] = values[done:done + whole * seg].reshape(whole, seg)
+        rest = values[done + whole * seg:]
+        if rest.size:
+            body[row + whole, :rest.size] = rest
+
+    start, stop = min(pad[0], covered), min(pad[0] + length, covered)
+    write(0, _padded(signal, 0, start, pad, mode, fill))
+    write(start, signal[:stop - start])
+    write(stop, _padded(signal, stop, covered, pad, mode, fill))
+    windows[:-1, seg:] = windows[1:, :taps - 1]
+    windows[-1, seg:] = _padded(signal, covered, covered + taps - 1, pad, mode, fill)
+    return windows
+
+
 def _rank1(x, w, pad, mode, fill, groups, method, threads):
     n, c, length = x.shape
     k, cg, taps = w.shape
     if n == c == k == 1 and length >= SEGMENT_FROM:
-        padded = _pad_explicitly(x[0, 0], 0, pad, mode, fill) if any(pad) else x[0, 0]
-        out_length = padded.size - taps + 1
-        seg = max(SEGMENT_MIN, 8 * taps)
-        rows = -(-out_length // seg)
-        tail = rows * seg + taps - 1 - padded.size
-        padded = np.concatenate([padded, np.zeros(tail, x.dtype)]) if tail else padded
-        step = padded.strides[0]
-        windows = np.lib.stride_tricks.as_strided(padded, (rows, seg + taps - 1),
-                                                  (seg * step, step))
+        out_length = length + sum(pad) - taps + 1
+        windows = _segments(x[0, 0], pad, mode, fill, taps, max(SEGMENT_MIN, 8 * taps))
         out = _run2d(windows[None, None], w[:, :, None], ((0, 0), (0, 0)), "zeros", 0, 1,
                      method, threads)
         return out.reshape(-1)[:out_length].reshape(1, 1, out_length)

@@ -121,6 +121,25 @@ def test_long_signal_runs_as_rows(rng):
         _check(signal.correlate, scipy_signal.correlate, a, b, mode)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant",
+                                  "grid-wrap", "grid-constant"])
+def test_long_signal_rows_pad_every_mode(rng, mode):
+    # A long single signal is cut into rows written with its padding: every ndimage mode
+    # (a non-zero cval), odd and even kernels with origins, a kernel longer than a row's
+    # minimum of outputs.
+    from scipy import ndimage as scipy_ndimage
+
+    from fastconv import ndimage
+
+    a = _data(rng, (70001,), np.float64)
+    for taps, origin in ((31, 0), (8, -3), (1200, 250)):
+        b = _data(rng, (taps,), np.float64)
+        got = ndimage.correlate1d(a, b, mode=mode, cval=1.5, origin=origin)
+        expected = scipy_ndimage.correlate1d(a, b, mode=mode, cval=1.5, origin=origin)
+        np.testing.assert_allclose(got, expected, rtol=0,
+                                   atol=1e-12 * np.abs(b).sum() * np.abs(a).max())
+
+
 def test_nan_stays_in_its_window():
     a = np.ones(50)
     a[20] = np.nan
