@@ -34,6 +34,7 @@ SHAPES = {
         "1x2x5x5x5-depthwise": ((1, 2, 5, 5, 5), (2, 1, 3, 3, 3), 2),
         "1x1x3x4x5-kernel=input": ((1, 1, 3, 4, 5), (2, 1, 3, 4, 5), 1),
         "1x2x1x6x1-unit-axes": ((1, 2, 1, 6, 1), (1, 2, 1, 3, 1), 1),
+        "2x4x3x4x5-pointwise": ((2, 4, 3, 4, 5), (6, 2, 1, 1, 1), 2),
     },
 }
 PADDINGS = {
@@ -330,6 +331,20 @@ def test_flattened_fft_in_chunks_within_a_tiny_budget(share, chunking, rng):
     assert reduce_flat(problem.geometry, 2**16, 8) is None
     assert reduce_flat(nd_problem(x[:, :, 0], w[:, :, 0], None, 2, 1, 0, 1, 1, "zeros")[0]
                        .geometry, 2**26) is None
+
+
+def test_pointwise_volumes_run_as_one_row_per_volume(rng):
+    # A 1x1x1 kernel at unit stride without padding: one 2-D problem, each volume one row of
+    # its voxels (one GEMM per image); with padding or a stride, the depth fold.
+    x = rng.standard_normal((2, 6, 5, 7, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 1, 1, 1)).astype(np.float32)
+    plan = fastconv.plan(x.shape, w.shape, dtype=x.dtype, groups=2)
+    assert plan.reduction.pointwise and plan.geometry.height == 1
+    assert plan.geometry.width == 5 * 7 * 9 and "pointwise" in repr(plan)
+    for method in ("auto", "direct", "im2col", "fft"):
+        check_conv_nd(method, x, w, rng.standard_normal(8).astype(np.float32), groups=2)
+    for options in (dict(padding=1, groups=2), dict(stride=(1, 2, 1), groups=2)):
+        assert not fastconv.plan(x.shape, w.shape, dtype=x.dtype, **options).reduction.pointwise
 
 
 def test_flattened_fft_picked_for_large_kernels(rng):

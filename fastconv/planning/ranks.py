@@ -122,12 +122,17 @@ class Reduction:
     (kh, kw) passes' problem over the output depth planes, and a chunk holds ``images`` images
     x ``channels`` input channels. None: depth taps folded into channels."""
     channels: int = 0
+    pointwise: bool = False
+    """Rank 3, a 1x1x1 kernel at unit stride without padding: ``geometry`` is the whole call,
+    each (C, D, H, W) volume a (C, 1, D * H * W) image."""
     flat: bool = False
     """Rank 3, FFT only: height and width flattened into one axis (:func:`reduce_flat`);
     ``geometry`` is then one chunk's (images, C, D, Hp * Wp) problem."""
 
     def remainder(self):
         """The 2-D problem of the last chunk when it is smaller than the others, else None."""
+        if self.pointwise:
+            return None
         n = self.nd.input_shape[0]
         out_depth = self.nd.out_spatial[0] if self.nd.rank == 3 else 1
         images = n - (-(-n // self.images) - 1) * self.images
@@ -193,6 +198,14 @@ def reduce_nd(nd, budget, gathers=True):
         return Reduction(nd, g, n, 1, 1, budget,
                          f"{head};\n  runs as the 2-D problem below with a unit height axis:")
     depth, height, width = spatial
+    if tuple(kernel) == (1, 1, 1) and nd.stride == (1, 1, 1) and not any(map(any, nd.padding)):
+        # Pointwise: every voxel alike, so the volume is one row of D * H * W pixels (one GEMM
+        # per image, not one per output depth of 16x16 pixels).
+        g = Geometry(batch=n, channels=c, height=1, width=depth * height * width,
+                     kernel_height=1, kernel_width=1, padding=(0, 0, 0, 0), stride=(1, 1),
+                     dilation=(1, 1), **common)
+        return Reduction(nd, g, n, depth, 1, budget, f"{head};\n  pointwise: runs as the 2-D "
+                         f"problem below, each volume one row of its voxels:", pointwise=True)
     kd = kernel[0]
     out_depth, out_height, out_width = nd.out_spatial
     if gathers:  # the gathered input and the 2-D result
@@ -454,7 +467,7 @@ def _plan_nd(nd, method, count):
     # (direct) without.
     plan = make_plan(reduction.geometry, method, count, reduction.budget,
                      fold_bytes=reduction.fold_bytes)
-    if nd.rank == 3 and REGISTRY[plan.method].reads_planes:
+    if nd.rank == 3 and REGISTRY[plan.method].reads_planes and not reduction.pointwise:
         # Nothing gathered: one chunk holds more output depths. Planned again on those, the
         # others priced with the fold of as many depths; kept if a strategy that reads plane
         # maps still wins.
@@ -515,7 +528,7 @@ def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", gr
         plan = plan_nd(nd, "direct", count)
         reduction = plan.reduction
     fill = np.full(1, fill, x.dtype)
-    if nd.rank < 3:
+    if nd.rank < 3 or reduction.pointwise:
         g = reduction.geometry
         shape4 = (g.batch, g.channels, g.height, g.width)
         weight4 = (g.out_channels, g.channels // g.groups, g.kernel_height, g.kernel_width)
