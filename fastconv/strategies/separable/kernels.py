@@ -134,7 +134,7 @@ def _horizontal(orow, v, row, dw, write, b):
     """orow (= b if ``write``, else +=) sum over q of row[q] * v[j + q * dw] (unit stride:
     contiguous slices, so the loops vectorise): eight taps per pass while eight remain (one load
     and store of the output row per eight loads of v; against four taps per pass, 4096^2
-    float32 Gaussian 31 35-43 -> 29 ms, 2048^2 float64 16-20 -> 14-16 ms), then four or fewer.
+    float32 box 31 30-42 -> 24-25 ms, Gaussian 63 46-51 -> 40-42 ms), then four or fewer.
     Shorter passes padded with zero taps to eight (a kernel of 7 as one pass) were slower on
     float32."""
     kw = row.shape[0]
