@@ -35,8 +35,12 @@ or a Numba signature of their own (a new rank compiles nothing):
   the folded depth taps transform every plane once per tap (a 128^3 float64 volume, 31^3
   kernel, 2 threads: 236 ms folded, 38-45 ms flattened). The padded rows and columns are read
   through maps (``Problem.rowmap``/``colmap``: every padding mode, no padded copy); the result's
-  kept columns are copied into the output, in chunks of images or output depths. Data holding NaN or Inf run on the folded direct strategy (the
-  zeros between the kernel's rows would multiply them).
+  kept columns are copied into the output, in chunks of images or output depths. Data holding
+  NaN or Inf run on the folded direct strategy (the zeros between the kernel's rows would
+  multiply them).
+* rank 3, a 1x1x1 kernel at unit stride without padding: each (C, D, H, W) volume is one row of
+  D * H * W pixels, so the call is one 2-D problem (one GEMM per image, not one per output
+  depth).
 
 The workspace budget holds for every rank: a 3-D call keeps at most half of it
 (``FOLD_SHARE``) for one chunk's gathered input and its 2-D result, chunking the output depths
@@ -200,7 +204,7 @@ def reduce_nd(nd, budget, gathers=True):
     depth, height, width = spatial
     if tuple(kernel) == (1, 1, 1) and nd.stride == (1, 1, 1) and not any(map(any, nd.padding)):
         # Pointwise: every voxel alike, so the volume is one row of D * H * W pixels (one GEMM
-        # per image, not one per output depth of 16x16 pixels).
+        # per image, not one per output depth of H x W pixels).
         g = Geometry(batch=n, channels=c, height=1, width=depth * height * width,
                      kernel_height=1, kernel_width=1, padding=(0, 0, 0, 0), stride=(1, 1),
                      dilation=(1, 1), **common)
