@@ -31,6 +31,10 @@ EXTREME = [
 # code touched for the first time).
 SLACK = 16 * 2**20
 
+needs_clear_refs = pytest.mark.skipif(
+    not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+
 # The start of every child script: fastconv and the resident-set reader.
 PRELUDE = """
 import json, sys
@@ -42,6 +46,14 @@ def status(key):
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
+
+def peak(call):
+    \"\"\"call() and how far the resident set grew above its start while it ran.\"\"\"
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS")
+    result = call()
+    return result, status("VmHWM") - before
 """
 
 CHILD = PRELUDE + """
@@ -75,8 +87,7 @@ def _run_child(code, *args):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@needs_clear_refs
 def test_extreme_geometries_stay_within_budget():
     results = _run_child(CHILD, json.dumps(EXTREME))
     assert len(results) == len(EXTREME) * (1 + len(fastconv.METHODS))
@@ -113,12 +124,9 @@ x = np.ones((512, 512, 512), np.float32)
 w = np.full((7, 7, 7), 1 / 343, np.float32)
 results = []
 for method in sys.argv[1:]:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    out = fastconv.conv3d(x, w, padding=3, method=method)
+    out, extra = peak(lambda: fastconv.conv3d(x, w, padding=3, method=method))
     # Interior outputs average ones: 1 up to rounding.
-    results.append((method, fastconv.last_method(), status("VmHWM") - before, out.nbytes,
+    results.append((method, fastconv.last_method(), extra, out.nbytes,
                     float(abs(out[3:-3, 3:-3, 3:-3] - 1).max())))
     del out
 print(json.dumps(results))
@@ -126,8 +134,7 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@needs_clear_refs
 def test_a_512_cube_volume_runs_within_its_output_plus_the_budget():
     # conv3d's depth fold chunks its gathers (or reads in place) so that a 512^3 float32 volume
     # (512 MiB) with a 7^3 kernel needs its 512 MiB output plus the workspace budget.
@@ -146,18 +153,13 @@ x = np.ones((1, 4, 128, 128, 128), np.float32)
 with fastconv.workspace_budget(32 * 2**20):
     plan = fastconv.plan(x.shape, w.shape, padding=2, groups=4, weights=w, dtype=np.float32,
                          method="separable")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    out = fastconv.conv3d(x, w, padding=2, groups=4, method="separable")
-    extra = status("VmHWM") - before
+    out, extra = peak(lambda: fastconv.conv3d(x, w, padding=2, groups=4, method="separable"))
 print(json.dumps([plan.reduction.channels, plan.reduction.chunks, extra, out.nbytes,
                   float(abs(out[:, :, 2:-2, 2:-2, 2:-2] - 1).max())]))
 """
 
 
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@needs_clear_refs
 def test_three_passes_stay_within_the_output_plus_the_budget():
     # Four 8 MiB channels, a 32 MiB budget: the passes' intermediate and result of one channel
     # (16 MiB) fill the fold's half, so four chunks of one channel; all at once would take
@@ -175,18 +177,13 @@ x = np.ones((1, 1, 128, 128, 128), np.float32)
 w = np.full((1, 1, 15, 15, 15), 1 / 15**3, np.float32)
 with fastconv.workspace_budget(16 * 2**20):
     plan = fastconv.plan(x.shape, w.shape, padding=7, dtype=np.float32, method="fft")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    out = fastconv.conv3d(x, w, padding=7, method=plan)
-    extra = status("VmHWM") - before
+    out, extra = peak(lambda: fastconv.conv3d(x, w, padding=7, method=plan))
 print(json.dumps([plan.reduction.flat, plan.reduction.chunks, extra, out.nbytes,
                   float(abs(out[:, :, 7:-7, 7:-7, 7:-7] - 1).max())]))
 """
 
 
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@needs_clear_refs
 def test_flattened_fft_stays_within_the_output_plus_the_budget():
     # An 8 MiB volume with a 15^3 kernel and a 16 MiB budget: one image's flattened result
     # (12 MiB) exceeds the copies' share, so chunks of output depths.
