@@ -346,10 +346,11 @@ def _flat_rows(nd, depths):
     return (depths - 1) * nd.stride[0] + nd.dilation[0] * (nd.weight_shape[2] - 1) + 1
 
 
-@lru_cache(maxsize=64)
 def _flat_maps(nd):
     """The row and column maps of :func:`reduce_flat`'s problems: padded depth -> input depth,
-    and padded flat column -> input flat column, -1 for the fill (read-only, as index maps)."""
+    and padded flat column -> input flat column, -1 for the fill (read-only, as index maps).
+    Built per call, not cached: the column map holds 8 bytes per padded plane point (up to the
+    workspace budget, where the FFT declines), and building it is one pass over those points."""
     depth, height, width = nd.input_shape[2:]
     (top, bottom), (left, right) = nd.padding[1:]
     rows = axis_map(height, top, bottom, nd.padding_mode)
