@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -29,7 +30,7 @@ from ._validate import (
     check_plan,
     check_plan_accuracy,
     check_plan_method,
-    conv2d_problem,
+    conv2d_form,
     infer_rank,
     is_dask_array,
     layer_geometry,
@@ -43,20 +44,25 @@ from ._validate import (
     plan_dtype,
     plan_weights,
     rank_hint,
-    scipy_problem,
+    scipy_form,
     shape_tuple,
     threads_count,
     weights_key,
     with_kernel_rank,
 )
 from .core import workspace
+from .core.threads import current_threads
 from .planning.execute import execute
 from .planning.measure import run_measured
 from .planning.plan import Plan, make_plan, memoised
 from .planning.ranks import correlate_nd, plan_nd, ranked
 
 
-def _run(problem, method, threads, persist, accuracy="normwise"):
+def _run(problem, method, threads, persist, accuracy="normwise", plan=None):
+    """Compute ``problem`` with ``method`` on at most ``threads`` threads; ``plan``: the plan
+    already made for it (see :class:`_Validated`)."""
+    if plan is not None:
+        return execute(plan, problem)
     if method == "measure":
         return run_measured(problem, threads, persist, accuracy)
     if isinstance(method, Plan):
@@ -66,6 +72,69 @@ def _run(problem, method, threads, persist, accuracy="normwise"):
     else:
         plan = make_plan(problem.geometry, method, threads, accuracy=accuracy)
     return execute(plan, problem)
+
+
+class _Validated(NamedTuple):
+    """A call's options and the form of its arrays, validated (``form``: see
+    ``_validate.LayerForm``), its thread limit and accuracy, and its ``plan`` when the weights'
+    values cannot change it (None: planned per call)."""
+
+    form: object
+    count: int
+    accuracy: str
+    plan: Plan | None
+
+
+def _validated(form, method, count, accuracy):
+    plannable = (form is not None and isinstance(method, str) and method != "measure"
+                 and not form.detects)
+    plan = make_plan(form.geometry, method, count, accuracy=accuracy) if plannable else None
+    return _Validated(form, count, accuracy, plan)
+
+
+# Types whose repr gives their value exactly (an array's depends on the print options).
+_REPR_TYPES = frozenset({float, complex, bool, type(None)})
+_UNKEYED = object()
+
+
+def _key_part(value):
+    """``value`` in a memo key: an int or a str itself, a float, complex, bool or None as its
+    type and repr (1, 1.0 and True are equal keys but not equally valid arguments), a tuple part
+    by part; _UNKEYED for other types."""
+    kind = type(value)
+    if kind is int or kind is str:
+        return value
+    if kind in _REPR_TYPES:
+        return kind, repr(value)
+    if kind is tuple:
+        parts = tuple(map(_key_part, value))
+        return _UNKEYED if _UNKEYED in parts else (tuple, parts)
+    return _UNKEYED
+
+
+def _call_key(name, arrays, options, method, threads, persist, accuracy):
+    """The memo key of a call whose validation and plan follow from its arrays' shapes and
+    dtypes (``arrays``: ndarrays or None) and its ``options`` alone; None for a call that is
+    validated in full (other array types, 'measure', a Plan, ``persist``). A repeated small call
+    then skips its validation: 4x4 ``correlate2d`` spent about 20 us there."""
+    if type(method) is not str or method == "measure" or persist is not None:
+        return None
+    if threads is None:
+        threads = (None, current_threads())
+    elif type(threads) is not int:
+        return None
+    layout = []
+    for array in arrays:
+        if array is None:
+            layout.append(None)
+        elif type(array) is np.ndarray:
+            layout.append((array.shape, array.dtype))
+        else:
+            return None
+    parts = tuple(map(_key_part, (*options, accuracy)))
+    if _UNKEYED in parts:
+        return None
+    return name, *layout, *parts, method, threads
 
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
@@ -147,21 +216,35 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *
     >>> fastconv.conv2d(batch, np.ones((4, 3, 3, 3), np.float32), stride=2, padding=1).shape
     (2, 4, 4, 4)
     """
-    if is_dask_array(input) or is_dask_array(weight) or is_dask_array(bias):
-        from . import dask
+    options = (stride, padding, dilation, groups, padding_mode)
+    key = _call_key("conv2d", (input, weight, bias), options, method, threads, persist, accuracy)
+    if key is None:
+        if is_dask_array(input) or is_dask_array(weight) or is_dask_array(bias):
+            from . import dask
 
-        return dask.conv2d(input, weight, bias, stride=stride, padding=padding,
-                           dilation=dilation, groups=groups, padding_mode=padding_mode,
-                           method=method, threads=threads, persist=persist)
+            return dask.conv2d(input, weight, bias, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups, padding_mode=padding_mode,
+                               method=method, threads=threads, persist=persist)
+        call, input, weight, bias = _validated_layer(input, weight, bias, options, method,
+                                                     threads, persist, accuracy)
+    else:
+        call = memoised(key, lambda: _validated_layer(input, weight, bias, options, method,
+                                                      threads, persist, accuracy)[0])
+    form = call.form
+    out = _run(form.problem(input, weight, bias), method, call.count, persist, call.accuracy,
+               call.plan)
+    if form.lead is None:
+        return out[0, 0]
+    return out if form.lead else out[0]
+
+
+def _validated_layer(input, weight, bias, options, method, threads, persist, accuracy):
+    """Validate a ``conv2d`` call: its :class:`_Validated`, and its input, weight and bias as
+    arrays."""
     count = check_method(method, threads, persist)
     accuracy = check_accuracy(accuracy)
-    problem, lead = conv2d_problem(input, weight, bias, stride, padding, dilation, groups,
-                                   padding_mode)
-    out = _run(problem, method, count, persist, accuracy)
-    if lead is None:
-        return out[0, 0]
-    return out if lead else out[0]
-
+    form, x, w, b = conv2d_form(input, weight, bias, *options)
+    return _validated(form, method, count, accuracy), x, w, b
 
 
 def _conv_nd(rank, input, weight, bias, stride, padding, dilation, groups, padding_mode, method,
@@ -401,24 +484,40 @@ def conv_transpose3d(input, weight, bias=None, *, stride=1, padding=0, output_pa
 
 def _scipy_call(in1, in2, mode, boundary, fillvalue, method, threads, persist, accuracy,
                 convolve):
-    if is_dask_array(in1) or is_dask_array(in2) or is_dask_array(fillvalue):
-        from . import dask
+    options = (mode, boundary, fillvalue, convolve)
+    key = _call_key("scipy", (in1, in2), options, method, threads, persist, accuracy)
+    if key is None:
+        if is_dask_array(in1) or is_dask_array(in2) or is_dask_array(fillvalue):
+            from . import dask
 
-        function = dask.convolve2d if convolve else dask.correlate2d
-        return function(in1, in2, mode, boundary, fillvalue, method=method, threads=threads,
-                        persist=persist)
-    count = check_method(method, threads, persist)
-    accuracy = check_accuracy(accuracy)
-    problem, dtype, reverse_conjugate = scipy_problem(in1, in2, mode, boundary, fillvalue, convolve)
-    if problem is None:
+            function = dask.convolve2d if convolve else dask.correlate2d
+            return function(in1, in2, mode, boundary, fillvalue, method=method, threads=threads,
+                            persist=persist)
+        call, dtype, in1, in2 = _validated_scipy(in1, in2, options, method, threads, persist,
+                                                 accuracy)
+    else:
+        call, dtype = memoised(key, lambda: _validated_scipy(in1, in2, options, method, threads,
+                                                             persist, accuracy)[:2])
+    form = call.form
+    if form is None:
         from scipy import signal  # longdouble: Numba has no such type; SciPy is exact here.
 
         scipy_function = signal.convolve2d if convolve else signal.correlate2d
         return scipy_function(in1, in2, mode, boundary, fillvalue)
-    out = _run(problem, method, count, persist, accuracy)[0, 0]
-    if reverse_conjugate:
+    out = _run(form.problem(in1, in2), method, call.count, persist, call.accuracy,
+               call.plan)[0, 0]
+    if form.reverse_conjugate:
         out = np.conj(out[::-1, ::-1])
     return out.astype(dtype, copy=False)
+
+
+def _validated_scipy(in1, in2, options, method, threads, persist, accuracy):
+    """Validate a ``correlate2d``/``convolve2d`` call: its :class:`_Validated`, SciPy's result
+    dtype, and the inputs as arrays."""
+    count = check_method(method, threads, persist)
+    accuracy = check_accuracy(accuracy)
+    form, dtype, a, b = scipy_form(in1, in2, *options)
+    return _validated(form, method, count, accuracy), dtype, a, b
 
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: Mode = "full", boundary: Boundary = "fill",

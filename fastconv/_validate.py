@@ -256,12 +256,40 @@ def layer_bias(bias, out_channels, unbatched_plane):
     return b
 
 
-def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                   lazy=False):
-    """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape.
+@dataclass(frozen=True, eq=False)
+class LayerForm:
+    """A validated ``conv2d`` call without its data: what follows from the arrays' shapes and
+    dtypes and the options alone, so that a repeated call skips validation (_api.py).
+    ``geometry`` is before its kernel rank; ``x4``/``w4`` the 4-D shapes of input and weight;
+    ``lead`` the output's leading shape (see :func:`layer_shapes`); ``detects``: whether a
+    problem's geometry takes its weights' rank (:func:`with_kernel_rank`)."""
 
-    ``lazy``: ``input`` is a stand-in with the data's shape and dtype (see :func:`lazy_input`); the
-    problem's ``x`` is None."""
+    geometry: Geometry
+    x4: tuple
+    w4: tuple
+    lead: tuple | None
+    detects: bool
+
+    def problem(self, x, w, b, lazy=False):
+        """The problem of arrays ``x``, ``w`` and ``b`` (or None) of this form's shapes and
+        dtypes; ``lazy``: as in :func:`conv2d_problem`."""
+        g = self.geometry
+        dtype = g.dtype
+        bias = np.zeros(g.out_channels, dtype) if b is None else np.ascontiguousarray(
+            b.reshape(g.out_channels), dtype)
+        weights = np.ascontiguousarray(w.reshape(self.w4), dtype)
+        return Problem(
+            geometry=_ranked(g, detection(weights).rank) if self.detects else g,
+            x=None if lazy else np.ascontiguousarray(x.reshape(self.x4), dtype),
+            w=weights,
+            bias=bias,
+            fill=np.zeros(1, dtype),
+        )
+
+
+def conv2d_form(input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """Validate ``conv2d`` arguments. Returns their :class:`LayerForm` and the input, weight and
+    bias as arrays (bias None when not given)."""
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     if x.dtype.kind == "c" or w.dtype.kind == "c":
@@ -269,24 +297,22 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
               Shown(f"dtype {x.dtype} and weight dtype {w.dtype}"),
               "Use fastconv.correlate2d for complex data.")
     x4, w4, lead = layer_shapes(x.shape, w.shape, groups)
-    out_channels = w4[0]
-
-    b = layer_bias(bias, out_channels, x.ndim == 2)
-
+    b = layer_bias(bias, w4[0], x.ndim == 2)
     dtype = conv2d_dtype(x, w, b)
     geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
     check_output_size(geometry.out_shape, dtype)
-    bias_array = np.zeros(out_channels, dtype) if b is None else np.ascontiguousarray(
-        b.reshape(out_channels), dtype)
-    weights = np.ascontiguousarray(w.reshape(w4), dtype)
-    problem = Problem(
-        geometry=with_kernel_rank(geometry, weights),
-        x=None if lazy else np.ascontiguousarray(x.reshape(x4), dtype),
-        w=weights,
-        bias=bias_array,
-        fill=np.zeros(1, dtype),
-    )
-    return problem, lead
+    return LayerForm(geometry, x4, w4, lead, worth_detecting(geometry)), x, w, b
+
+
+def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                   lazy=False):
+    """Validate ``conv2d`` arguments. Returns the problem and the output's leading shape.
+
+    ``lazy``: ``input`` is a stand-in with the data's shape and dtype (see :func:`lazy_input`); the
+    problem's ``x`` is None."""
+    form, x, w, b = conv2d_form(input, weight, bias, stride, padding, dilation, groups,
+                                padding_mode)
+    return form.problem(x, w, b, lazy), form.lead
 
 
 def with_kernel_rank(geometry, w):
@@ -415,13 +441,53 @@ def scipy_fill(fillvalue, dtype):
     return fill.reshape(1)
 
 
-def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
+@dataclass(frozen=True, eq=False)
+class ScipyForm:
+    """A validated ``correlate2d``/``convolve2d`` call without its data (see :class:`LayerForm`):
+    the geometry before its kernel rank, SciPy's result ``dtype``, the ``fill`` (1,) of the
+    compute dtype, whether the 'valid' inputs are ``swapped`` (``in2`` the larger), whether the
+    call convolves, and whether a problem's geometry takes its weights' rank."""
+
+    geometry: Geometry
+    dtype: np.dtype
+    fill: np.ndarray
+    swapped: bool
+    convolve: bool
+    detects: bool
+
+    @property
+    def reverse_conjugate(self):
+        """A swapped 'valid' correlation, whose output is ``conj(out[::-1, ::-1])``."""
+        return self.swapped and not self.convolve
+
+    def problem(self, in1, in2, lazy=False):
+        """The problem of arrays ``in1`` and ``in2`` of this form's shapes and dtypes; ``lazy``:
+        as in :func:`conv2d_problem`."""
+        g = self.geometry
+        image, kernel = (in2, in1) if self.swapped else (in1, in2)
+        if self.convolve:
+            kernel = kernel[::-1, ::-1]
+        elif kernel.dtype.kind == "c":
+            kernel = np.conj(kernel)
+        weights = np.ascontiguousarray(kernel.reshape(1, 1, g.kernel_height, g.kernel_width),
+                                       g.dtype)
+        return Problem(
+            geometry=_ranked(g, detection(weights).rank) if self.detects else g,
+            x=None if lazy else np.ascontiguousarray(image.reshape(1, 1, g.height, g.width),
+                                                     g.dtype),
+            w=weights,
+            bias=np.zeros(1, g.dtype),
+            fill=self.fill,
+        )
+
+
+def scipy_form(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
     """Validate a ``correlate2d``/``convolve2d`` call in SciPy's order of checks.
 
-    Returns ``(problem, result_dtype, reverse_conjugate)``. ``problem`` is None for longdouble
-    types, which Numba cannot compute. ``reverse_conjugate`` marks a swapped 'valid' correlation,
-    whose output is ``conj(out[::-1, ::-1])``. ``lazy``: as in :func:`conv2d_problem` (``in1``
-    is a stand-in; a swapped 'valid' call, whose image would be ``in2``, is refused).
+    Returns its :class:`ScipyForm` (None for longdouble types, which Numba cannot compute: SciPy
+    computes them), SciPy's result dtype and the inputs as arrays. ``lazy``: ``in1`` is a
+    stand-in (see :func:`conv2d_problem`): a swapped 'valid' call, whose image would be ``in2``,
+    and longdouble types are refused.
     """
     name = "convolve2d" if convolve else "correlate2d"
     a, b, dtype, swapped = scipy_inputs(in1, in2, mode, name)
@@ -432,14 +498,12 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
             _fail(TypeError, "in1", "of a type no wider than float64 / complex128 when it is a "
                   "dask array (longdouble is computed by SciPy, in memory)",
                   Shown(f"dtype {dtype}"))
-        return None, dtype, False
+        return None, dtype, a, b
     compute = np.dtype(np.int64) if dtype.kind in "iu" else dtype
     if lazy and swapped:
         _fail(ValueError, "in2", "no larger than `in1` in every dimension for mode='valid' when "
               "`in1` is a dask array", Shown(f"shape {b.shape} for `in1` of shape {a.shape}"))
-    image, kernel = (b, a) if swapped else (a, b)
-    kernel = kernel[::-1, ::-1] if convolve else np.conj(kernel)
-    kh, kw = kernel.shape
+    (height, width), (kh, kw) = (b.shape, a.shape) if swapped else (a.shape, b.shape)
     if mode == "full":
         pad = (kh - 1, kh - 1, kw - 1, kw - 1)
     elif mode == "valid":
@@ -450,18 +514,21 @@ def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
         pad = ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
     if padding_mode == "zeros" and any(pad) and fill.item() != 0:  # NaN counts as non-zero
         padding_mode = "constant"  # a fill that is not zero: see core/geometry.py
-    geometry = canonical_geometry(1, 1, image.shape[0], image.shape[1], 1, kh, kw, pad, (1, 1),
-                                  (1, 1), 1, padding_mode, compute)
+    geometry = canonical_geometry(1, 1, height, width, 1, kh, kw, pad, (1, 1), (1, 1), 1,
+                                  padding_mode, compute)
     check_output_size(geometry.out_shape, compute)
-    weights = np.ascontiguousarray(kernel.reshape(1, 1, kh, kw), compute)
-    problem = Problem(
-        geometry=with_kernel_rank(geometry, weights),
-        x=None if lazy else np.ascontiguousarray(image.reshape(1, 1, *image.shape), compute),
-        w=weights,
-        bias=np.zeros(1, compute),
-        fill=fill.astype(compute),
-    )
-    return problem, dtype, swapped and not convolve
+    form = ScipyForm(geometry, dtype, fill.astype(compute), swapped, convolve,
+                     worth_detecting(geometry))
+    return form, dtype, a, b
+
+
+def scipy_problem(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
+    """Validate a ``correlate2d``/``convolve2d`` call (:func:`scipy_form`). Returns ``(problem,
+    result_dtype, reverse_conjugate)``; ``problem`` is None for longdouble types."""
+    form, dtype, a, b = scipy_form(in1, in2, mode, boundary, fillvalue, convolve, lazy)
+    if form is None:
+        return None, dtype, False
+    return form.problem(a, b, lazy), dtype, form.reverse_conjugate
 
 
 def plan_dtype(dtype):

@@ -63,6 +63,11 @@ def _start_pool():
     _set_threads = getattr(parallel, "_set_num_threads", None) or numba.set_num_threads
 
 
+def current_threads():
+    """``numba.get_num_threads()``, without its two locks once the pool has started."""
+    return _get_threads() if _get_threads is not None else numba.get_num_threads()
+
+
 class _ThreadCount:
     """The context manager of :func:`numba_threads`. Numba's get/set_num_threads take two
     process-wide locks each (to start the pool if needed): a small call (4x4 ``correlate2d``)
