@@ -7,6 +7,7 @@ from oracle import check_conv2d, random_layer
 
 from fastconv.strategies.direct.kernels import (
     COLUMN_CHUNK,
+    FLAT_BELOW,
     PRESET_BELOW,
     UNIT_ROWS_FROM,
     first_pass_taps,
@@ -52,3 +53,17 @@ def test_direct_row_routes(width, padding_mode, stride, rng):
                      padding_mode=padding_mode)
         check_conv2d("direct", x, w, bias, padding=(0, 2), groups=3, dilation=(2, 1),
                      padding_mode=padding_mode)
+
+
+@pytest.mark.parametrize("stride", [(2, 2), (3, 1), (2, 3)])
+@pytest.mark.parametrize("kernel, dilation", [((3, 3), (1, 1)), ((4, 2), (2, 1)), ((5, 5), (1, 2))])
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
+def test_direct_row_strides(stride, kernel, dilation, padding_mode, rng):
+    """Row strides, where the strip holds each row phase as its own run of rows: short rows as
+    one flat range and rows FLAT_BELOW outputs wide or wider a pass each, several channels, an
+    odd height whose output rows the row blocks do not divide."""
+    for width in (23, FLAT_BELOW * stride[1] + 5):
+        for dtype in (np.float32, np.float64):
+            x, w, bias = random_layer(rng, (1, 3, 37, width), (4, 3, *kernel), dtype)
+            check_conv2d("direct", x, w, bias, padding=2, stride=stride, dilation=dilation,
+                         padding_mode=padding_mode)

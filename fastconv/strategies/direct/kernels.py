@@ -3,8 +3,12 @@ columns.
 
 Layout of the work: one parallel item is (image n, group g, block of output rows). The item first
 copies the input rows its block needs into a small cache-resident *strip*, applying the padding
-through index maps (so no padded copy of the whole image is made) and de-interleaving columns by
-the stride (so the hot loop always reads contiguous memory, also for stride > 1). It then runs every
+through index maps (so no padded copy of the whole image is made), de-interleaving columns by
+the stride into a plane per column phase (so the hot loop always reads contiguous memory, also
+for stride > 1) and ordering rows by their phase under the row stride (so output row r + 1 reads
+the strip row after output row r's, in every stride, and blocks of short rows run as one flat
+range: a 3x3 stride-2 layer 64 -> 64 channels of 56x56, batch 8, fp32, 2 threads, 13.6 ->
+6.9 ms, where a pass per output row ran before). It then runs every
 output channel of the group over the strip, several kernel taps per pass over an output row
 (all nine of a 3x3 kernel in the first pass, else up to five, then four per pass): the output
 row is loaded and stored once per pass instead of once per FMA, and the first pass writes the
@@ -67,20 +71,26 @@ def _deinterleave_pairs(xrow, even, odd, interior_start, interior_stop, left):
 
 
 @loop_helper
-def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, interior, preset,
-                strip):
+def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, sh, interior,
+                preset, strip):
     """Copy padded rows ``first_row .. first_row + rows`` of channels ``c0 ..`` of image ``n``
     into ``strip``; channel c of image n is the plane ``x[planes[n, c]]``, or the fill where that
     is -1.
 
-    ``strip`` has shape (channels, rows_in, sw, Wq): padded column m lands in phase ``m % sw`` at
-    index ``m // sw``. ``rowmap``/``colmap`` give the source index of each padded row/column, or -1
-    for the constant ``fill``; ``left`` is the number of padded columns before column 0.
+    ``strip`` has shape (channels, sw, R, Wq), R a multiple of the row stride ``sh``: padded
+    column m lands in column phase ``m % sw`` at index ``m // sw``, and padded row
+    ``first_row + r`` (``first_row`` a multiple of ``sh``) in row phase ``r % sh`` at index
+    ``r // sh``, i.e. at strip row ``(r % sh) * (R // sh) + r // sh``. The rows are visited in
+    strip order, each finding its r: visited in r order, finding the strip row, the kernel's
+    first compilation took 1.2 s longer. ``rowmap``/``colmap`` give the source index of each
+    padded row/column, or -1 for the constant ``fill``; ``left`` is the number of padded columns
+    before column 0.
     ``preset``: the strip already holds ``fill`` everywhere and every padded position is the
     fill, so the border sweep is skipped.
     """
     channels = strip.shape[0]
-    sw = strip.shape[2]
+    sw = strip.shape[1]
+    per_phase = strip.shape[2] // sh
     wq = strip.shape[3]
     padded_width = colmap.shape[0]
     interior_start = interior[0]
@@ -91,29 +101,32 @@ def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, i
             # A plane of fill (conv3d's depth padding), tested here and not with each row's
             # source: in the row loop the test made the copies 10% slower.
             if not preset:
-                strip[c, :rows] = fill
+                strip[c] = fill
             continue
         # Unsigned, it needs no negative-index wrap-around (depthwise 3x3 8x128 channels of
         # 56x56, fp32, one thread: the kernel about 5% faster).
         unsigned = np.uint64(plane)
-        for r in range(rows):
+        for row in range(strip.shape[2]):
+            r = (row % per_phase) * sh + row // per_phase
+            if r >= rows:
+                continue
             src = rowmap[first_row + r]
             if src < 0:
                 if preset:
                     continue
                 for ph in range(sw):
-                    dst = strip[c, r, ph]
+                    dst = strip[c, ph, row]
                     for t in range(wq):
                         dst[t] = fill
                 continue
             xrow = x[unsigned, src]
             if sw == 1:
                 # Stride 1: the interior is a contiguous copy; the borders are gathered below.
-                body = strip[c, r, 0, interior_start[0]:interior_stop[0]]
+                body = strip[c, 0, row, interior_start[0]:interior_stop[0]]
                 for t in range(body.shape[0]):
                     body[t] = xrow[t]
             elif sw == 2:
-                _deinterleave_pairs(xrow, strip[c, r, 0], strip[c, r, 1], interior_start,
+                _deinterleave_pairs(xrow, strip[c, 0, row], strip[c, 1, row], interior_start,
                                     interior_stop, left)
             else:
                 # Stride > 2: each phase's interior is a strided copy (padded column
@@ -121,7 +134,7 @@ def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, i
                 # negative-index handling out of the loop (3x faster than indexing xrow).
                 for ph in range(sw):
                     start = interior_start[ph]
-                    dst = strip[c, r, ph, start:interior_stop[ph]]
+                    dst = strip[c, ph, row, start:interior_stop[ph]]
                     src = xrow[start * sw + ph - left:]
                     for t in range(dst.shape[0]):
                         dst[t] = src[t * sw]
@@ -135,13 +148,16 @@ def _fill_strip(x, planes, n, c0, rowmap, colmap, left, fill, first_row, rows, i
         if plane < 0:
             continue
         unsigned = np.uint64(plane)
-        for r in range(rows):
+        for row in range(strip.shape[2]):
+            r = (row % per_phase) * sh + row // per_phase
+            if r >= rows:
+                continue
             src = rowmap[first_row + r]
             if src < 0:
                 continue
             xrow = x[unsigned, src]
             for ph in range(sw):
-                dst = strip[c, r, ph]
+                dst = strip[c, ph, row]
                 for t in range(interior_start[ph]):
                     cm = colmap[t * sw + ph]
                     dst[t] = xrow[cm] if cm >= 0 else fill
@@ -314,16 +330,20 @@ def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh,
     taps = cg * kh * kw
     wq = (colmap.shape[0] + sw - 1) // sw
     rows_in = (block_rows - 1) * sh + (kh - 1) * dh + 1
+    per_phase = (rows_in + sh - 1) // sh
+    strip_rows = per_phase * sh
     n_blocks = (ho + block_rows - 1) // block_rows
     fill_value = fill[0]
-    # Offset in the flat strip of the segment each tap (flattened c, p, q) reads for output row 0
-    # of a block; output row r of the block reads r * sh strip rows further.
+    # Offset in the flat strip (see _fill_strip: a plane of rows per channel and column phase,
+    # rows ordered by row phase) of the segment each tap (flattened c, p, q) reads for output row
+    # 0 of a block; output row r of the block reads r rows further, in every stride.
     offsets = np.empty(taps, np.int64)
     for t in range(taps):
         m = (t % kw) * dw
-        strip_row = (t // (kh * kw)) * rows_in + ((t // kw) % kh) * dh
-        offsets[t] = (strip_row * sw + m % sw) * wq + m // sw
-    row_step = sh * sw * wq
+        r = ((t // kw) % kh) * dh
+        row = (r % sh) * per_phase + r // sh
+        offsets[t] = (((t // (kh * kw)) * sw + m % sw) * strip_rows + row) * wq + m // sw
+    row_step = wq
     # Strip columns interior[0, ph] .. interior[1, ph] of stride phase ph read input columns
     # (padded column t * sw + ph is input column t * sw + ph - left); the rest are padding.
     # ``left`` past the last column marks gathered column maps (the runner's compaction): no
@@ -334,12 +354,12 @@ def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh,
         interior[1, ph] = max(interior[0, ph], (left + x.shape[2] - ph + sw - 1) // sw)
         if left >= colmap.shape[0]:
             interior[1, ph] = interior[0, ph]
-    # Short rows (stride 1 down the rows): a pass runs over all rows of the block at once, as one
-    # flat range of the strip's pitch, into a scratch block copied out afterwards; the columns
-    # between the row ends are computed and dropped. A pass per short row costs more in set-up
-    # than in arithmetic (1 thread: depthwise 3x3 56x56 8x128 channels 3.8 -> 3.3 ms; 16->16
-    # channels 64x64 3x3 batch 8 4.5 -> 3.0 ms).
-    flat_rows = sh == 1 and wo < FLAT_BELOW and not unit_rows
+    # Short rows: a pass runs over all rows of the block at once, as one flat range of the
+    # strip's pitch, into a scratch block copied out afterwards; the columns between the row ends
+    # are computed and dropped. A pass per short row costs more in set-up than in arithmetic
+    # (1 thread: depthwise 3x3 56x56 8x128 channels 3.8 -> 3.3 ms; 16->16 channels 64x64 3x3
+    # batch 8 4.5 -> 3.0 ms).
+    flat_rows = wo < FLAT_BELOW and not unit_rows
     for item in prange(n_images * groups * n_blocks):
         n = item // (groups * n_blocks)
         g = (item // n_blocks) % groups
@@ -348,18 +368,18 @@ def correlate_direct(x, planes, w, bias, rowmap, colmap, left, fill, sh, sw, dh,
         rows = (i1 - 1 - i0) * sh + (kh - 1) * dh + 1
         # One allocation per item: the strip, one spare row pitch (flat passes read past the
         # last row for the dropped columns), then the flat passes' scratch.
-        strip_size = cg * rows_in * sw * wq
+        strip_size = cg * sw * strip_rows * wq
         buffers = np.empty(strip_size + row_step + (block_rows * row_step if flat_rows else 0),
                            dtype=x.dtype)
         flat = buffers[:strip_size + row_step]
         flat[strip_size:] = 0
-        strip = flat[:strip_size].reshape((cg, rows_in, sw, wq))
+        strip = flat[:strip_size].reshape((cg, sw, strip_rows, wq))
         rows_out = buffers[strip_size + row_step:]
         if preset:
             for t in range(strip_size):
                 flat[t] = fill_value
-        _fill_strip(x, planes, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, interior,
-                    preset, strip)
+        _fill_strip(x, planes, n, g * cg, rowmap, colmap, left, fill_value, i0 * sh, rows, sh,
+                    interior, preset, strip)
         # Segments: 512-element chunks of the flat range, or of each output row. One call site
         # of _all_taps for both: each site inlines every first-pass variant, and two sites took
         # the kernel's compile time (fp32) from 9.3 to 13.9 s.

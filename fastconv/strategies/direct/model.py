@@ -53,10 +53,10 @@ def work(geometry, threads, budget, constants):
     block = block_rows(g, threads)
     blocks = -(-ho // block)
     items = g.batch * g.groups * blocks
-    rows_in = (block - 1) * g.stride[0] + (g.kernel_height - 1) * g.dilation[0] + 1
-    sw = g.stride[1]
+    sh, sw = g.stride
+    rows_in = (block - 1) * sh + (g.kernel_height - 1) * g.dilation[0] + 1
     wq = -(-(g.width + g.padding[2] + g.padding[3]) // sw)
-    strip = cg * rows_in * sw * wq * itemsize
+    strip = cg * sw * -(-rows_in // sh) * sh * wq * itemsize
 
     share = parallel_share(items, threads, constants)
     precision, factor = DTYPE_COST[g.dtype.kind, itemsize]
@@ -67,8 +67,8 @@ def work(geometry, threads, budget, constants):
     unit_rows = runs_unit_rows((cg, g.kernel_height, g.kernel_width), sw, g.dilation[1], wo)
     if unit_rows:
         passes = cg
-    if g.stride[0] == 1 and wo < FLAT_BELOW and not unit_rows:
-        pitch = sw * wq
+    if wo < FLAT_BELOW and not unit_rows:
+        pitch = wq
         ranges = g.batch * g.out_channels * blocks * -(-block * pitch // COLUMN_CHUNK)
         add_term(terms, "direct_pass", ranges * passes * share)
         add_term(terms, "direct_" + precision, rows_out * pitch * (passes + 1) * factor * share)
