@@ -56,6 +56,7 @@ from .planning.execute import execute
 from .planning.measure import run_measured
 from .planning.plan import Plan, make_plan, memoised
 from .planning.ranks import correlate_nd, plan_nd, ranked
+from .strategies.separable.detect import forces_separable, worth_detecting
 
 
 def _run(problem, method, threads, persist, accuracy="normwise", plan=None):
@@ -86,6 +87,8 @@ class _Validated(NamedTuple):
 
 
 def _validated(form, method, count, accuracy):
+    if form is not None and not form.detects and forces_separable(method):
+        form = replace(form, detects=worth_detecting(form.geometry, forced=True))
     plannable = (form is not None and isinstance(method, str) and method != "measure"
                  and not form.detects)
     plan = make_plan(form.geometry, method, count, accuracy=accuracy) if plannable else None
@@ -629,7 +632,9 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         The weights themselves (of shape ``weight_shape``): the plan then knows the kernel's
         numerical rank, as :func:`conv2d` does from the weights it gets, so the ``separable``
         strategy can be priced. The rank is detected once per weight array (cached); the plan
-        stays a pure function of its inputs, the weights' values included.
+        stays a pure function of its inputs, the weights' values included. Problems too small
+        for the separable strategy to win (fewer than 8192 multiply-adds per output channel)
+        are not detected unless ``method='separable'``, as in :func:`conv2d`.
     kernel_rank : int, optional
         A rank hint instead of ``weights``: the largest rank of the ``(kh, kw)`` kernel slices
         (for :func:`conv3d`, of each depth tap's slice; :func:`conv1d` kernels are one pass and
@@ -707,7 +712,8 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
                              compute_dtype)
             hint = rank_hint(kernel_rank, weights)
             if weights is not None:
-                nd = ranked(nd, plan_weights(weights, weight_shape, wc, compute_dtype))
+                nd = ranked(nd, plan_weights(weights, weight_shape, wc, compute_dtype),
+                            forces_separable(method))
             elif hint is not None and spatial_rank == 3:
                 nd = replace(nd, kernel_rank=hint)
             return plan_nd(nd, method, count)
@@ -718,7 +724,8 @@ def plan(input_shape: Shape, weight_shape: Shape, *, dtype: DTypeLike = np.float
         hint = rank_hint(kernel_rank, weights)
         if weights is not None:
             geometry = with_kernel_rank(
-                geometry, plan_weights(weights, weight_shape, w4, compute_dtype))
+                geometry, plan_weights(weights, weight_shape, w4, compute_dtype),
+                forces_separable(method))
         elif hint is not None:
             geometry = replace(geometry, kernel_rank=hint)
         return make_plan(geometry, method, count, accuracy=check_accuracy(accuracy))

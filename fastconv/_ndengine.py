@@ -34,6 +34,7 @@ from .core.geometry import NUMPY_PAD_MODES, NdGeometry
 from .core.padding import axis_map, axis_sources
 from .planning.ranks import correlate_nd as engine_nd
 from .planning.ranks import plan_nd, ranked
+from .strategies.separable.detect import forces_separable
 
 # A single signal at least this long is cut into rows (below it, the copy is not worth it).
 SEGMENT_FROM = 2**15
@@ -74,7 +75,8 @@ def _engine(x, w, pads, mode, fill, groups, method, threads):
         nd = NdGeometry(input_shape=x.shape, weight_shape=w.shape, stride=(1,) * rank,
                         dilation=(1,) * rank, padding=tuple(pads), groups=groups,
                         padding_mode=mode, dtype=x.dtype)
-        raise Planned(plan_nd(ranked(nd, np.ascontiguousarray(w)), str(method), threads))
+        raise Planned(plan_nd(ranked(nd, np.ascontiguousarray(w), forces_separable(str(method))),
+                              str(method), threads))
     return engine_nd(np.ascontiguousarray(x), np.ascontiguousarray(w), None, (1,) * rank,
                      (1,) * rank, pads, mode, groups, method, threads, None, fill)
 

@@ -315,10 +315,11 @@ def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, paddi
     return form.problem(x, w, b, lazy), form.lead
 
 
-def with_kernel_rank(geometry, w):
+def with_kernel_rank(geometry, w, forced=False):
     """``geometry`` with the rank of the weights ``w`` (canonical, of the compute dtype) when
-    shapes make it worth detecting (strategies/separable/detect.py, cached per weight array)."""
-    if not worth_detecting(geometry):
+    shapes make it worth detecting or the separable strategy is ``forced``
+    (strategies/separable/detect.py, cached per weight array)."""
+    if not worth_detecting(geometry, forced):
         return geometry
     return _ranked(geometry, detection(w).rank)
 
@@ -661,7 +662,7 @@ def check_nd_plan(plan, nd, w):
     if plan.reduction is not None and replace(plan.reduction.nd, kernel_rank=None,
                                               outer_product=False) == nd:
         if plan.reduction.depth_pass is not None:
-            if not ranked(nd, w).outer_product:
+            if not ranked(nd, w, forced=True).outer_product:
                 _fail(ValueError, "method", "a Plan made for weights whose slices are outer "
                       "products of a depth, a height and a width factor (it runs three passes)",
                       Shown("weights that are not"),

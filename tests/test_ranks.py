@@ -84,7 +84,7 @@ def test_matches_oracle(method, dtype, rank, case, padding_mode, rng):
         options.update(groups=groups, padding_mode=padding_mode)
         problem, _ = nd_problem(x, w, bias, rank, options["stride"], options["padding"],
                                 options["dilation"], groups, padding_mode)
-        reduction = reduce_nd(ranked(problem.geometry, problem.w),
+        reduction = reduce_nd(ranked(problem.geometry, problem.w, method == "separable"),
                               fastconv.get_workspace_budget())
         function = fastconv.conv1d if rank == 1 else fastconv.conv3d
         if REGISTRY[method].declines(reduction.geometry, reduction.budget) is not None:

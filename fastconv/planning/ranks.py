@@ -87,7 +87,7 @@ from ..core.messages import cannot_run
 from ..core.padding import axis_map
 from ..core.workspace import get_budget
 from ..strategies import REGISTRY
-from ..strategies.separable.detect import detection, worth_detecting_slices
+from ..strategies.separable.detect import detection, forces_separable, worth_detecting_slices
 from .constants import evaluate
 from .execute import execute
 from .measure import run_measured
@@ -152,16 +152,17 @@ class Reduction:
         return replace(self.geometry, batch=batch)
 
 
-def ranked(nd, w):
+def ranked(nd, w, forced=False):
     """``nd`` with the kernel rank of its weights ``w`` (canonical, of the compute dtype): the
     largest rank of the 2-D slices the engine runs (rank 3: each depth tap's (kh, kw) slice),
-    detected where conv2d's validation would (separable/detect.py; cached per weight array), so
-    the separable strategy serves every rank and drop-in. Rank 1 kernels are one pass already."""
+    detected where conv2d's validation would (separable/detect.py, ``forced``: the separable
+    strategy is asked for; cached per weight array), so the separable strategy serves every rank
+    and drop-in. Rank 1 kernels are one pass already."""
     if nd.rank == 1:
         return nd
     k, cg, *kernel = w.shape
     pixels = nd.input_shape[0] * math.prod(nd.out_spatial)
-    if not worth_detecting_slices(kernel[-2], kernel[-1], w.size, pixels):
+    if not worth_detecting_slices(kernel[-2], kernel[-1], w.size, pixels, forced):
         return nd
     slices = w if nd.rank == 2 else w.reshape(k, cg * kernel[0], *kernel[1:])
     rank = detection(slices).rank
@@ -510,7 +511,7 @@ def correlate_nd(x, w, bias, stride, dilation, padding, padding_mode="zeros", gr
                     dilation=tuple(dilation), padding=tuple(tuple(p) for p in padding),
                     groups=groups, padding_mode=padding_mode, dtype=x.dtype)
     if not isinstance(method, Plan):
-        nd = ranked(nd, w)
+        nd = ranked(nd, w, forces_separable(method))
     if method == "measure":
         reduction = reduce_nd(nd, get_budget())
 

@@ -12,7 +12,7 @@ from oracle import assert_close, check_conv2d, random_layer, reference_conv2d
 from scipy import signal
 
 import fastconv
-from fastconv._validate import conv2d_problem, scipy_problem
+from fastconv._validate import conv2d_problem, scipy_problem, with_kernel_rank
 from fastconv.core.costing import Constant, Work
 from fastconv.core.geometry import NUMPY_PAD_MODES, Problem
 from fastconv.core.threads import numba_threads
@@ -159,6 +159,12 @@ def test_bad_registrations_raise_the_template():
     assert fastconv.METHODS == tuple(REGISTRY) and "reference" not in REGISTRY
 
 
+def _with_rank(problem):
+    """``problem`` with its kernel rank, as a call that forces the separable strategy detects it
+    (validation does not on problems this small)."""
+    return replace(problem, geometry=with_kernel_rank(problem.geometry, problem.w, forced=True))
+
+
 def _problems(rng, dtype):
     """Small problems every built-in strategy accepts in ``dtype``: a grouped 3x3 layer with
     reflect padding, and a drop-in's single plane with a non-zero fill ('constant' padding);
@@ -167,11 +173,13 @@ def _problems(rng, dtype):
     x, w, bias = random_layer(rng, (2, 4, 10, 11), (6, 2, 3, 3), dtype)
     w = (rng.standard_normal((6, 2, 3, 1)) * rng.standard_normal((6, 2, 1, 3))).astype(dtype)
     problem, _ = conv2d_problem(x, w, bias, 1, 1, 1, 2, "reflect")
+    problem = _with_rank(problem)
     options = dict(padding=(1,) * 4, groups=2, padding_mode="reflect")
     yield (problem, reference_conv2d(x, w, bias, **options),
            reference_conv2d(abs(x), abs(w), abs(bias), **options))
     image, kernel = x[0, 0], w[0, 0]
     problem, _, _ = scipy_problem(image, kernel, "full", "fill", 1.5, False)
+    problem = _with_rank(problem)
     assert problem.geometry.padding_mode == "constant"
     wide, kernel = image.astype(np.float64), kernel.astype(np.float64)
     yield (problem, signal.correlate2d(wide, kernel, "full", "fill", 1.5)[None, None],

@@ -429,3 +429,38 @@ def test_one_signature_per_dtype():
         fastconv.correlate2d(data, SOBEL.astype(dtype), "same", "symm", method="separable")
     inputs = [signature[0] for signature in correlate_separable.signatures]
     assert len(inputs) == len(set(inputs)) <= 5
+
+
+def _small_geometries():
+    """Square 'same' images whose outputs take fewer than DETECT_WORK multiply-adds per output
+    channel, for k = 3 to 15."""
+    for k in (3, 5, 7, 9, 11, 15):
+        for side in range(k, 64):
+            if side * side * k * k < detect_module.DETECT_WORK:
+                yield side, k
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_auto_never_picks_separable_below_the_detection_floor(dtype):
+    # Below DETECT_WORK calls do not detect their weights' rank; that costs nothing only while
+    # 'auto' would not pick the separable strategy there with the rank known.
+    for side, k in _small_geometries():
+        chosen = fastconv.plan((side, side), (k, k), dtype=dtype, padding="same", kernel_rank=1)
+        assert chosen.method != "separable", (side, k, chosen)
+
+
+def test_small_calls_detect_their_rank_only_when_separable_is_forced(rng):
+    x = rng.standard_normal((12, 12))
+    w = np.outer(rng.standard_normal(5), rng.standard_normal(5))
+    assert 12 * 12 * 25 < detect_module.DETECT_WORK
+    assert fastconv.plan(x.shape, w.shape, padding="same", weights=w).geometry.kernel_rank is None
+    forced = fastconv.plan(x.shape, w.shape, padding="same", weights=w, method="separable")
+    assert forced.geometry.kernel_rank == 1
+    expected = signal.correlate2d(x, w, "same")
+    for method in ("separable", forced):
+        got = fastconv.conv2d(x, w, padding="same", method=method)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        assert fastconv.last_method() == "separable"
+    big = rng.standard_normal((64, 64))
+    assert fastconv.plan(big.shape, w.shape, padding="same",
+                         weights=w).geometry.kernel_rank == 1

@@ -256,25 +256,38 @@ def detection_cache_size():
     return len(_cache)
 
 
-def worth_detecting(geometry):
-    """Whether validation detects the rank of this geometry's weights (a function of shapes
-    only, so a plan made from the same shapes and weights sees the same rank): kernels at least
-    2x2, and either at most DETECT_ALWAYS weights or at least DETECT_OUTPUTS output pixels per
-    weight, so that hashing them (about 1 ns per byte) stays a small fraction of any method's
-    time; the separable strategy cannot win on dense layers over small images anyway."""
+def worth_detecting(geometry, forced=False):
+    """Whether validation detects the rank of this geometry's weights (a function of shapes and
+    of ``forced``, so that a plan made from the same shapes, weights and method sees the same
+    rank): kernels at least 2x2 whose slices take at least DETECT_WORK multiply-adds over the
+    outputs of one output channel, unless the separable strategy is ``forced``; and either at
+    most DETECT_ALWAYS weights or at least DETECT_OUTPUTS output pixels per weight, so that
+    hashing them (about 1 ns per byte) stays a small fraction of any method's time; the
+    separable strategy cannot win on dense layers over small images anyway."""
     g = geometry
     weights = g.out_channels * (g.channels // g.groups) * g.kernel_height * g.kernel_width
     return worth_detecting_slices(g.kernel_height, g.kernel_width, weights,
-                                  g.batch * g.out_height * g.out_width)
+                                  g.batch * g.out_height * g.out_width, forced)
 
 
-def worth_detecting_slices(kernel_height, kernel_width, weights, pixels):
+def worth_detecting_slices(kernel_height, kernel_width, weights, pixels, forced=False):
     """:func:`worth_detecting` from the numbers it reads: the 2-D slices' size, the count of
     weights and the output pixels per output channel (of every image)."""
     if min(kernel_height, kernel_width) < 2:
         return False
+    if not forced and pixels * kernel_height * kernel_width < DETECT_WORK:
+        return False
     return weights <= DETECT_ALWAYS or pixels >= DETECT_OUTPUTS
+
+
+def forces_separable(method):
+    """Whether ``method`` (a name, or a Plan) asks for the separable strategy."""
+    return getattr(method, "method", method) == "separable"
 
 
 DETECT_ALWAYS = 4096
 DETECT_OUTPUTS = 2**15
+# Below this many multiply-adds per output channel, 'auto' never chose the separable strategy
+# (its smallest win over square 'same' images with k = 3 to 31 was k = 11 on 16x16: 31k), while
+# the digest and cache lookup of the detection cost a small call about 2 us.
+DETECT_WORK = 2**13
