@@ -71,7 +71,8 @@ def block_rows(geometry, threads):
     halo = (g.kernel_height - 1) * g.dilation[0] + 1
     fit = 1 + max(0, (STRIP_BYTES // max(row_bytes, 1) - halo) // g.stride[0])
     items_outside_rows = g.batch * g.groups
-    blocks_wanted = -(-ITEMS_PER_THREAD * threads // items_outside_rows)
+    # One thread needs no balancing: its blocks are as tall as the strip budget allows.
+    blocks_wanted = -(-ITEMS_PER_THREAD * threads // items_outside_rows) if threads > 1 else 1
     split = -(-g.out_height // blocks_wanted)
     return max(1, min(fit, split, g.out_height))
 
