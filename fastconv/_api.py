@@ -126,18 +126,20 @@ def _call_key(name, arrays, options, method, threads, persist, accuracy):
         threads = (None, current_threads())
     elif type(threads) is not int:
         return None
-    layout = []
+    key = [name, method, threads]
     for array in arrays:
         if array is None:
-            layout.append(None)
+            key.append(None)
         elif type(array) is np.ndarray:
-            layout.append((array.shape, array.dtype))
+            key += (array.shape, array.dtype)
         else:
             return None
-    parts = tuple(map(_key_part, (*options, accuracy)))
-    if _UNKEYED in parts:
-        return None
-    return name, *layout, *parts, method, threads
+    for value in (*options, accuracy):
+        part = _key_part(value)
+        if part is _UNKEYED:
+            return None
+        key.append(part)
+    return tuple(key)
 
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
