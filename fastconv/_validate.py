@@ -19,6 +19,7 @@ import numpy as np
 from .core.geometry import PADDING_MODES, Geometry, NdGeometry, Problem, canonical_geometry
 from .core.messages import Shown
 from .core.messages import fail as _fail
+from .core.threads import current_threads
 from .core.workspace import get_budget
 from .planning.plan import Plan
 from .planning.ranks import ranked, reduce_nd
@@ -178,7 +179,7 @@ def threads_count(threads):
     import numba
 
     if threads is None:
-        return numba.get_num_threads()
+        return current_threads()
     if not isinstance(threads, numbers.Integral) or isinstance(threads, bool):
         _fail(TypeError, "threads", "None or a positive int", threads)
     if threads < 1:
@@ -287,9 +288,11 @@ class LayerForm:
         )
 
 
-def conv2d_form(input, weight, bias, stride, padding, dilation, groups, padding_mode):
+def conv2d_form(input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                forced=False):
     """Validate ``conv2d`` arguments. Returns their :class:`LayerForm` and the input, weight and
-    bias as arrays (bias None when not given)."""
+    bias as arrays (bias None when not given); ``forced``: the separable strategy is asked for
+    (see :func:`with_kernel_rank`)."""
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     if x.dtype.kind == "c" or w.dtype.kind == "c":
@@ -301,7 +304,7 @@ def conv2d_form(input, weight, bias, stride, padding, dilation, groups, padding_
     dtype = conv2d_dtype(x, w, b)
     geometry = layer_geometry(x4, w4, groups, stride, padding, dilation, padding_mode, dtype)
     check_output_size(geometry.out_shape, dtype)
-    return LayerForm(geometry, x4, w4, lead, worth_detecting(geometry)), x, w, b
+    return LayerForm(geometry, x4, w4, lead, worth_detecting(geometry, forced)), x, w, b
 
 
 def conv2d_problem(input, weight, bias, stride, padding, dilation, groups, padding_mode,
@@ -482,13 +485,13 @@ class ScipyForm:
         )
 
 
-def scipy_form(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
+def scipy_form(in1, in2, mode, boundary, fillvalue, convolve, lazy=False, forced=False):
     """Validate a ``correlate2d``/``convolve2d`` call in SciPy's order of checks.
 
     Returns its :class:`ScipyForm` (None for longdouble types, which Numba cannot compute: SciPy
     computes them), SciPy's result dtype and the inputs as arrays. ``lazy``: ``in1`` is a
     stand-in (see :func:`conv2d_problem`): a swapped 'valid' call, whose image would be ``in2``,
-    and longdouble types are refused.
+    and longdouble types are refused. ``forced``: as in :func:`conv2d_form`.
     """
     name = "convolve2d" if convolve else "correlate2d"
     a, b, dtype, swapped = scipy_inputs(in1, in2, mode, name)
@@ -519,7 +522,7 @@ def scipy_form(in1, in2, mode, boundary, fillvalue, convolve, lazy=False):
                                   padding_mode, compute)
     check_output_size(geometry.out_shape, compute)
     form = ScipyForm(geometry, dtype, fill.astype(compute), swapped, convolve,
-                     worth_detecting(geometry))
+                     worth_detecting(geometry, forced))
     return form, dtype, a, b
 
 
