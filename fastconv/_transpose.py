@@ -234,29 +234,40 @@ def _run_phases(problem, gy, swapped, groups, method, threads, lengths, out):
             _run_phases(_merged([member], swapped.shape[2:]), gy, swapped, groups, method,
                         threads, lengths, out)
         return
-    batch, channels = gy.shape[0], swapped.shape[0]
-    for index, (member, offsets) in enumerate(members):
-        counts = tuple(_length(p.out, n) for p, n in zip(member, lengths, strict=True))
-        part = result[(slice(None), slice(None), index, Ellipsis, *(
-            slice(o, o + c) for o, c in zip(offsets, counts, strict=True)))]
-        _scatter(part.reshape(batch, channels, *counts), member, out, threads)
+    _scatter(result, members, lengths, out, threads)
 
 
-def _scatter(part, pieces, out, threads):
-    """``out[..., *(p.out for p in pieces)] = part``: float32/float64 through a parallel kernel
-    (core/phases.py), other dtypes by NumPy."""
+def _scatter(result, members, lengths, out, threads):
+    """Write each member's phase of ``result`` (N, groups, members, C/groups, *outputs) into
+    ``out`` (N, C, *lengths) at the member's positions: float32/float64 through one parallel
+    kernel (core/phases.py), other dtypes by NumPy."""
+    rank = len(lengths)
+    counts = [tuple(_length(p.out, n) for p, n in zip(member, lengths, strict=True))
+              for member, _ in members]
     if out.dtype not in (np.float32, np.float64):
-        out[(Ellipsis, *(p.out for p in pieces))] = part
+        batch, channels = out.shape[:2]
+        for index, ((member, offsets), count) in enumerate(zip(members, counts, strict=True)):
+            part = result[(slice(None), slice(None), index, Ellipsis, *(
+                slice(o, o + c) for o, c in zip(offsets, count, strict=True)))]
+            out[(Ellipsis, *(p.out for p in member))] = part.reshape(batch, channels, *count)
         return
-    from .core.phases import scatter_phase
+    from .core.phases import scatter_phases
 
-    lead = 3 - len(pieces)
-    planes = out.shape[0] * out.shape[1]
-    first = np.array([0] * lead + [p.out.start for p in pieces], np.int64)
-    step = np.array([1] * lead + [p.out.step for p in pieces], np.int64)
+    lead = 3 - rank
+    batch, groups, n_members, per_group = result.shape[:4]
+
+    def table(rows, pad):
+        """(members, 3) int64: a row per member, the unit axes before a lower rank's ``pad``."""
+        return np.array([(pad,) * lead + tuple(row) for row in rows], np.int64)
+
     with numba_threads(threads):
-        scatter_phase(np.ascontiguousarray(part).reshape(planes, *(1,) * lead, *part.shape[2:]),
-                      first, step, out.reshape(planes, *(1,) * lead, *out.shape[2:]))
+        scatter_phases(
+            np.ascontiguousarray(result).reshape(batch * groups, n_members, per_group,
+                                                 *(1,) * lead, *result.shape[4:]),
+            table((offsets for _, offsets in members), 0), table(counts, 1),
+            table((tuple(p.out.start for p in member) for member, _ in members), 0),
+            table((tuple(p.out.step for p in member) for member, _ in members), 1),
+            out.reshape(batch * groups, per_group, *(1,) * lead, *out.shape[2:]))
 
 
 def _window(piece):
@@ -277,21 +288,21 @@ def _shared_windows(combinations, kernel, seconds):
     4x4, 4x3, 3x4 and 3x3 taps, one problem of 4x4 taps and 12 outputs) measured 2 threads:
     apart / shared fp32 38.0 / 25.1 ms, fp64 100.8 / 45.6 ms, and the estimates agree; a 3x3/2
     layer's (8x64x56x56) apart / shared fp32 7.0 / 15.1 ms, fp64 12.3 / 15.7 ms, estimates
-    agree. Single-tap phases (kernel == stride) stay apart: pointwise problems that the
-    micro-kernel runs on grad_output in place, where the shared one (more outputs than inputs)
-    took BLAS: U-Net's 2x2/2 4x128->64 on 56x56 fp32 13.7 -> 15.0 ms shared.
+    agree. Single-tap phases (kernel == stride) always share: one pointwise GEMM reads
+    grad_output once for all of them (U-Net's 2x2/2 transpose 4x128->64 on 56x56, the GEMM
+    alone: 4 x 3.87 ms apart, 11.2 ms shared, fp64; 4 x 1.37 and 5.35 ms fp32), and _scatter
+    writes every phase of an output plane in one pass.
     """
     by_dilation = {}
     for pieces in combinations:
-        key = tuple(p.dilation for p in pieces)
-        if all(_length(p.taps, k) == 1 for p, k in zip(pieces, kernel, strict=True)):
-            key = (key, tuple(p.out.start for p in pieces))  # apart: its own problem
-        by_dilation.setdefault(key, []).append(pieces)
+        by_dilation.setdefault(tuple(p.dilation for p in pieces), []).append(pieces)
     problems = []
     for members in by_dilation.values():
         apart = [_merged([pieces], kernel) for pieces in members]
         shared = _merged(members, kernel)
-        if len(members) > 1 and seconds(shared) < sum(map(seconds, apart)):
+        single_taps = all(_length(p.taps, k) == 1 for pieces in members
+                          for p, k in zip(pieces, kernel, strict=True))
+        if len(members) > 1 and (single_taps or seconds(shared) < sum(map(seconds, apart))):
             problems.append(shared)
         else:
             problems.extend(apart)

@@ -522,9 +522,12 @@ def test_plans_explain_the_forward_problems():
     (weight,) = fastconv.grad.plan_weight((2, 8, 12, 12), (8, 8, 3, 3), padding=1)
     assert weight.geometry.macs == 2 * 8 * 8 * 12 * 12 * 9  # the forward's multiply-adds
     # Every phase of a stride-3 gradient of a 2-tap kernel: three phases per axis, one meets no
-    # tap; the 2 x 2 others have one tap each: pointwise problems, apart.
-    phases = fastconv.grad.plan_input((1, 1, 9, 9), (1, 1, 2, 2), stride=3)
-    assert len(phases) == 4 and all(p.geometry.kernel_height == 1 for p in phases)
+    # tap; the 2 x 2 others have one tap each: one pointwise problem with their 4 outputs.
+    (phases,) = fastconv.grad.plan_input((1, 1, 9, 9), (1, 1, 2, 2), stride=3)
+    assert (phases.geometry.kernel_height, phases.geometry.out_channels) == (1, 4)
+    # U-Net's 2x2/2 transpose: its four single-tap phases as one pointwise problem.
+    (unet,) = fastconv.grad.plan_transpose((4, 128, 56, 56), (128, 64, 2, 2), stride=2)
+    assert (unet.geometry.kernel_height, unet.geometry.out_channels) == (1, 4 * 64)
 
 
 @pytest.fixture(params=["shared", "apart"])
@@ -536,8 +539,9 @@ def phases(request, monkeypatch):
     shared = request.param == "shared"
 
     def forced(combinations, kernel, seconds):
-        return original(combinations, kernel,
-                        lambda problem: float((len(problem[2]) == 1) == shared))
+        if shared:
+            return original(combinations, kernel, lambda problem: float(len(problem[2]) == 1))
+        return [_transpose._merged([pieces], kernel) for pieces in combinations]
 
     monkeypatch.setattr(_transpose, "_shared_windows", forced)
     return request.param
