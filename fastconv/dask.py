@@ -30,6 +30,18 @@ stride and padding of that axis, so the same code serves any number of spatial a
   ``groups`` the whole groups inside a chunk are computed together and only a group split by a chunk
   border is summed. Batch chunks are independent.
 
+Large kernels
+-------------
+The halo scheme is overlap-save across chunks: each task reads its chunk and the halo its
+outputs need, and computes only those outputs (the ``fft`` strategy then runs its own
+overlap-save tiles inside the task). Overlap-add, where each task computes the full correlation
+of its chunk alone and neighbouring tasks' overlapping outputs are summed, was priced with the
+planner and measured per task (float32, 2 threads, chunks c x c, kernel k x k; halo task
+(c+k-1)^2 'valid' vs overlap-add task c^2 'full'): c=2048, k=31 13.9 vs 13.8 ms; k=255 27.9 vs
+29.5 ms; c=1024, k=511 17.2 vs 21.1 ms; c=512, k=1023 37.7 vs 209.8 ms. Its tasks are never
+faster, and it would then add the overlapping outputs, (c+k-1)^2 per chunk. So it is not
+offered: with kernels wider than the chunks, rechunk to larger chunks instead.
+
 Threads
 -------
 Each task runs fastconv with ``threads=1`` by default: dask already runs one task per core, and
