@@ -29,6 +29,9 @@ def warm(method, dtype):
     """Compile one task's kernels in this process by running its problems once; returns the
     seconds spent. The planner task plans every calibration problem of float32 (its searches
     do not depend on the dtype)."""
+    from dataclasses import replace
+
+    import numba
     import numpy as np
 
     from .core.geometry import Geometry
@@ -50,7 +53,13 @@ def warm(method, dtype):
         rng = np.random.default_rng(0)
         for geometry in problems[method]:
             if geometry.dtype == np.dtype(dtype):
-                execute(make_plan(geometry, method, 1), random_problem(geometry, rng))
+                plan = make_plan(geometry, method, 1)
+                problem = random_problem(geometry, rng)
+                execute(plan, problem)
+                if numba.config.NUMBA_NUM_THREADS > 1:
+                    # The same work on several threads: a kernel with a serial twin for calls
+                    # on one thread (core/jit.py) compiles its parallel self here.
+                    execute(replace(plan, threads=2), problem)
     return time.perf_counter() - started
 
 

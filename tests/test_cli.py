@@ -53,17 +53,21 @@ def test_warmup_compiles_what_a_later_call_loads(tmp_path):
         ["1/2 planner", "2/2 direct float64"], ["1/2 direct float64", "2/2 planner"])
     code = """
         import numpy as np, fastconv
-        from fastconv.strategies.direct.kernels import correlate_direct
+        from fastconv.strategies.direct.kernels import correlate_direct, correlate_direct_serial
         from fastconv.strategies.fft.runner import _search_tiles
-        fastconv.correlate2d(np.ones((30, 31)), np.ones((3, 3)), "same", method="direct")
+        fastconv.correlate2d(np.ones((30, 31)), np.ones((3, 3)), "same", method="direct",
+                             threads=1)
+        fastconv.correlate2d(np.ones((300, 310)), np.ones((3, 3)), "same", method="direct",
+                             threads=2)
         fastconv.plan((1, 1, 300, 300), (1, 1, 21, 21), dtype=np.float64)
-        for function in (correlate_direct, _search_tiles):
+        for function in (correlate_direct_serial, correlate_direct, _search_tiles):
             stats = function.stats
             print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
         """
     later = _run("-c", textwrap.dedent(code), **env)
     assert later.returncode == 0, later.stderr
-    assert later.stdout.split() == ["1", "0", "1", "0"]  # loaded, nothing compiled
+    # Loaded, nothing compiled: the direct kernel's serial twin (one thread) and parallel self.
+    assert later.stdout.split() == ["1", "0", "1", "0", "1", "0"]
 
 
 def test_warmup_refuses_without_a_cache():

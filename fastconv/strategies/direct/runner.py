@@ -9,7 +9,13 @@ import numpy as np
 from ...core.costing import ITEMS_PER_THREAD
 from ...core.geometry import NUMPY_PAD_MODES
 from ...core.padding import axis_map, axis_sources
-from .kernels import correlate_direct, first_pass_taps, presets_strips, runs_unit_rows
+from .kernels import (
+    correlate_direct,
+    correlate_direct_serial,
+    first_pass_taps,
+    presets_strips,
+    runs_unit_rows,
+)
 
 # A worker's strip (its block of padded input rows) is kept within this many bytes so it stays in
 # L2 while every output channel of the group reads it (2 MiB L2 per core on the reference machine).
@@ -118,8 +124,9 @@ def _kernel_arguments(geometry):
 
 def run_direct(problem, block, threads):
     """Correlate ``problem`` with the direct kernel, ``block`` output rows per parallel item
-    (:func:`block_rows` of :func:`kernel_geometry`), on ``threads`` threads (already set). A
-    problem with plane maps reads and writes its channels through them (core.geometry.Problem)."""
+    (:func:`block_rows` of :func:`kernel_geometry`), on ``threads`` threads (already set; on one,
+    the kernel's serial twin runs). A problem with plane maps reads and writes its channels
+    through them (core.geometry.Problem)."""
     g = problem.geometry
     if problem.planes is None:
         x = problem.x.reshape(g.batch * g.channels, g.height, g.width)
@@ -128,7 +135,8 @@ def run_direct(problem, block, threads):
     else:
         x, planes, out, out_planes = problem.x, problem.planes, problem.out, problem.out_planes
     rows, cols, left, steps, first, preset, unit_rows = _kernel_arguments(g)
-    correlate_direct(x, planes, problem.w, problem.bias, rows, cols, left, problem.fill, *steps,
-                     g.groups, block, first, preset, unit_rows,
-                     out.reshape(-1, g.out_height, g.out_width), out_planes)
+    kernel = correlate_direct_serial if threads == 1 else correlate_direct
+    kernel(x, planes, problem.w, problem.bias, rows, cols, left, problem.fill, *steps, g.groups,
+           block, first, preset, unit_rows, out.reshape(-1, g.out_height, g.out_width),
+           out_planes)
     return out
