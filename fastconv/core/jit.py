@@ -142,7 +142,8 @@ def parallel_kernel(func):
     """Compile ``func`` as a parallel, cached, GIL-free kernel.
 
     Numba's cache key ignores jit options (numba/numba#6845), so each Python function must be
-    compiled with exactly one option set: kernels use only this factory.
+    compiled with exactly one option set under one cache name: kernels use only this factory,
+    and their serial twins (:func:`serial_twin`) cache under names of their own.
     """
     return _compile(func, parallel=True)
 
