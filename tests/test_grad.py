@@ -502,6 +502,28 @@ def test_adjoint_identity(problem):
 # Plans, laziness, every rank.
 
 
+def test_stride_one_input_gradient_returns_its_problem_result(monkeypatch, rng):
+    # One phase fills every position in order: its result is the gradient, never scattered
+    # into a zeroed array; a strided gradient still scatters its phases.
+    from fastconv import _transpose
+
+    scattered = []
+    original = _transpose._scatter
+    monkeypatch.setattr(_transpose, "_scatter",
+                        lambda *args: scattered.append(args) or original(*args))
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((2, 4, 9, 8))
+    got = fastconv.grad.conv2d_input(x.shape, w, gy, padding=1)
+    assert scattered == []
+    # The adjoint's defining identity: <conv2d(x, w), gy> == <x, conv2d_input(gy)>.
+    forward = fastconv.conv2d(x, w, padding=1, method="direct")
+    np.testing.assert_allclose(np.vdot(x, got), np.vdot(forward, gy), rtol=1e-12)
+    assert got.shape == x.shape
+    fastconv.grad.conv2d_input(x.shape, w, gy[..., ::2, ::2].copy(), stride=2, padding=1)
+    assert scattered
+
+
 def test_plans_explain_the_forward_problems():
     plans = fastconv.grad.plan_transpose((8, 256, 16, 16), (256, 128, 4, 4), dtype=np.float32,
                                          stride=2, padding=1)
